@@ -1,0 +1,489 @@
+// Package laburen is a client for the Laburen agent API: send a user's message to an AI agent
+// and get its answer, whole or streamed; record messages written by the agent side; receive
+// answers that arrive later by webhook; and build the routing IDs that put each message in the
+// right conversation.
+//
+// A Client is safe for concurrent use; make one and share it. Every call goes through the same
+// request path: validate the input (a *ValidationError, before anything is sent), send, retry
+// what is safe to retry, and turn error responses into an *APIError that matches the package's
+// sentinel errors through errors.Is.
+package laburen
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptrace"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Version is the SDK's version, sent in the User-Agent header.
+const Version = "0.1.0"
+
+// DefaultBaseURL is the API's base URL, used when neither WithBaseURL nor LABUREN_BASE_URL
+// sets another.
+const DefaultBaseURL = "https://dashboard.laburen.com/api"
+
+// Defaults of the options.
+const (
+	DefaultMaxRetries        = 2
+	DefaultRetryDelay        = 500 * time.Millisecond
+	DefaultMaxEventSize      = 16 << 20
+	DefaultStreamIdleTimeout = 5 * time.Minute
+)
+
+const (
+	// maxBackoff caps the exponential backoff between two attempts.
+	maxBackoff = 8 * time.Second
+	// maxRetryAfter caps the wait a Retry-After header may impose; past it the call returns
+	// the error (with APIError.RetryAfter) instead of waiting.
+	maxRetryAfter = time.Minute
+	// responseHeaderTimeout bounds the wait for response headers on the default HTTP client.
+	// A non-streaming query sends its headers only once the whole answer is generated.
+	responseHeaderTimeout = 10 * time.Minute
+)
+
+// Client calls the Laburen API. Make one with NewClient; it is safe for concurrent use.
+type Client struct {
+	cfg config
+}
+
+type config struct {
+	apiKey            string
+	baseURL           string // absolute, without a trailing slash
+	httpClient        *http.Client
+	maxRetries        int
+	retryDelay        time.Duration
+	userAgent         string
+	header            http.Header
+	logger            *slog.Logger
+	maxEventSize      int
+	streamIdleTimeout time.Duration
+}
+
+// Option configures a Client in NewClient, or a single call when passed to one of its methods.
+// An option given a bad value makes NewClient (or the call) return an error naming it.
+type Option func(*config) error
+
+// NewClient returns a client configured by the options. The API key comes from WithAPIKey or,
+// when that is not given, from the LABUREN_API_KEY environment variable; the base URL from
+// WithBaseURL, LABUREN_BASE_URL or DefaultBaseURL. A missing API key is not an error: public
+// agents answer without one.
+func NewClient(opts ...Option) (*Client, error) {
+	cfg := config{
+		apiKey:            os.Getenv("LABUREN_API_KEY"),
+		baseURL:           DefaultBaseURL,
+		maxRetries:        DefaultMaxRetries,
+		retryDelay:        DefaultRetryDelay,
+		userAgent:         "laburen-go/" + Version,
+		maxEventSize:      DefaultMaxEventSize,
+		streamIdleTimeout: DefaultStreamIdleTimeout,
+	}
+	if env := os.Getenv("LABUREN_BASE_URL"); env != "" {
+		u, err := cleanBaseURL(env)
+		if err != nil {
+			return nil, fmt.Errorf("laburen: new client: LABUREN_BASE_URL: %w", err)
+		}
+		cfg.baseURL = u
+	}
+	for _, opt := range opts {
+		if err := opt(&cfg); err != nil {
+			return nil, fmt.Errorf("laburen: new client: %w", err)
+		}
+	}
+	if cfg.httpClient == nil {
+		cfg.httpClient = defaultHTTPClient()
+	}
+	return &Client{cfg: cfg}, nil
+}
+
+// String describes the client without its API key, so that printing a Client with %v or %+v
+// never shows the key.
+func (c Client) String() string {
+	key := "none"
+	if c.cfg.apiKey != "" {
+		key = "set"
+	}
+	return fmt.Sprintf("laburen.Client{baseURL: %s, apiKey: %s}", c.cfg.baseURL, key)
+}
+
+// GoString is String, for %#v.
+func (c Client) GoString() string { return c.String() }
+
+// WithAPIKey sets the API key sent as "Authorization: Bearer <key>". It takes precedence over
+// LABUREN_API_KEY; an empty key sends no Authorization header.
+func WithAPIKey(key string) Option {
+	return func(c *config) error {
+		if strings.ContainsAny(key, "\r\n") {
+			return errors.New("WithAPIKey: the key contains a line break")
+		}
+		c.apiKey = strings.TrimSpace(key)
+		return nil
+	}
+}
+
+// WithBaseURL sets the API's base URL, such as "https://api.laburen.com/api". It must be an
+// absolute http or https URL; it takes precedence over LABUREN_BASE_URL.
+func WithBaseURL(base string) Option {
+	return func(c *config) error {
+		u, err := cleanBaseURL(base)
+		if err != nil {
+			return fmt.Errorf("WithBaseURL: %w", err)
+		}
+		c.baseURL = u
+		return nil
+	}
+}
+
+func cleanBaseURL(base string) (string, error) {
+	u, err := url.Parse(strings.TrimSpace(base))
+	if err != nil {
+		return "", fmt.Errorf("base URL %q: %w", base, err)
+	}
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return "", fmt.Errorf("base URL %q is not an absolute http or https URL", base)
+	}
+	if u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		return "", fmt.Errorf("base URL %q must not carry a query, fragment or user info", base)
+	}
+	return strings.TrimRight(u.String(), "/"), nil
+}
+
+// WithHTTPClient sets the HTTP client that sends the requests. The default client has no overall
+// timeout (which would cut long streams) but bounds the wait for response headers, and keeps
+// enough idle connections for bursts of concurrent calls. Use contexts for deadlines.
+func WithHTTPClient(hc *http.Client) Option {
+	return func(c *config) error {
+		if hc == nil {
+			return errors.New("WithHTTPClient: nil *http.Client")
+		}
+		c.httpClient = hc
+		return nil
+	}
+}
+
+// WithMaxRetries sets how many times a failed attempt is retried (default 2; 0 turns retries
+// off). Only failures that cannot have reached the server's logic are retried: connections
+// that were never made, and the statuses 429, 502, 503 and 504. A 500, or a connection lost
+// after the request was sent, is never retried: a query is not idempotent.
+func WithMaxRetries(n int) Option {
+	return func(c *config) error {
+		if n < 0 {
+			return fmt.Errorf("WithMaxRetries: %d is negative", n)
+		}
+		c.maxRetries = n
+		return nil
+	}
+}
+
+// WithRetryDelay sets the base of the exponential backoff between attempts (default 500ms; the
+// wait doubles each attempt, with jitter, up to 8s). A Retry-After header takes precedence.
+func WithRetryDelay(d time.Duration) Option {
+	return func(c *config) error {
+		if d < 0 {
+			return fmt.Errorf("WithRetryDelay: %v is negative", d)
+		}
+		c.retryDelay = d
+		return nil
+	}
+}
+
+// WithUserAgent puts the caller's product, such as "my-bridge/1.2", in front of the SDK's own
+// User-Agent.
+func WithUserAgent(product string) Option {
+	return func(c *config) error {
+		product = strings.TrimSpace(product)
+		if strings.ContainsAny(product, "\r\n") {
+			return errors.New("WithUserAgent: the value contains a line break")
+		}
+		if product != "" {
+			c.userAgent = product + " laburen-go/" + Version
+		}
+		return nil
+	}
+}
+
+// WithHeader adds a header to every request. It cannot replace the headers the SDK sets itself
+// (Authorization, Content-Type, Accept, User-Agent).
+func WithHeader(key, value string) Option {
+	return func(c *config) error {
+		if key == "" || strings.ContainsAny(key, " :\r\n") || strings.ContainsAny(value, "\r\n") {
+			return fmt.Errorf("WithHeader: invalid header %q", key)
+		}
+		c.header = c.header.Clone()
+		if c.header == nil {
+			c.header = http.Header{}
+		}
+		c.header.Add(key, value)
+		return nil
+	}
+}
+
+// WithLogger logs every attempt of every request to l: method, path, status, attempt number
+// and duration, at Debug level when it succeeded and Warn when it failed. The API key and the
+// message contents are never logged. A nil logger turns logging off (the default).
+func WithLogger(l *slog.Logger) Option {
+	return func(c *config) error {
+		c.logger = l
+		return nil
+	}
+}
+
+// WithMaxEventSize limits the size of one response object: a single event of a stream, and the
+// whole JSON body of a non-streaming call (default 16 MiB). A larger one fails the call.
+func WithMaxEventSize(n int) Option {
+	return func(c *config) error {
+		if n < 1 {
+			return fmt.Errorf("WithMaxEventSize: %d is not positive", n)
+		}
+		c.maxEventSize = n
+		return nil
+	}
+}
+
+// WithStreamIdleTimeout fails a stream that receives no bytes for d (default 5 minutes; 0 turns
+// the check off). It catches a server or network that stalls without closing the connection.
+func WithStreamIdleTimeout(d time.Duration) Option {
+	return func(c *config) error {
+		if d < 0 {
+			return fmt.Errorf("WithStreamIdleTimeout: %v is negative", d)
+		}
+		c.streamIdleTimeout = d
+		return nil
+	}
+}
+
+// defaultHTTPClient is shared by every Client that was given none, so that they share one
+// connection pool.
+var defaultHTTPClient = sync.OnceValue(func() *http.Client {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.ResponseHeaderTimeout = responseHeaderTimeout
+	t.MaxIdleConns = 256
+	t.MaxIdleConnsPerHost = 256
+	return &http.Client{Transport: t}
+})
+
+// configFor returns the client's configuration with a call's options applied.
+func (c *Client) configFor(opts []Option) (*config, error) {
+	cfg := c.cfg
+	for _, opt := range opts {
+		if err := opt(&cfg); err != nil {
+			return nil, err
+		}
+	}
+	return &cfg, nil
+}
+
+// request is one API call, as the endpoint methods hand it to the request path.
+type request struct {
+	path   string // below the base URL, already escaped: "/agents/x/query"
+	body   []byte // JSON
+	stream bool   // ask for text/event-stream
+}
+
+// send is the request path every endpoint goes through: it sends req, retries what is safe to
+// retry, and returns the response when its status is 2xx. Any other status becomes an
+// *APIError. The caller closes the returned body.
+func (c *Client) send(ctx context.Context, cfg *config, req request) (*http.Response, error) {
+	target := cfg.baseURL + req.path
+	for attempt := 1; ; attempt++ {
+		res, reached, err := c.attempt(ctx, cfg, target, req)
+		var apiErr *APIError
+		switch {
+		case err == nil && res.StatusCode >= 200 && res.StatusCode < 300:
+			return res, nil
+		case err == nil:
+			apiErr = readAPIError(res)
+			if apiErr.StatusCode == http.StatusUnauthorized || apiErr.StatusCode == http.StatusForbidden {
+				if cfg.apiKey == "" {
+					apiErr.hint = "no API key was configured: use WithAPIKey or set LABUREN_API_KEY"
+				}
+			}
+			err = apiErr
+		case ctx.Err() != nil:
+			return nil, err
+		}
+		if attempt > cfg.maxRetries {
+			return nil, err
+		}
+		wait, ok := retryWait(cfg, attempt, reached, apiErr)
+		if !ok {
+			return nil, err
+		}
+		if err := sleep(ctx, wait); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// attempt sends one HTTP request. reached tells whether a connection to the server was made,
+// after which a failure is never retried (the server may have processed the request).
+func (c *Client) attempt(ctx context.Context, cfg *config, target string, req request) (res *http.Response, reached bool, err error) {
+	trace := &httptrace.ClientTrace{GotConn: func(httptrace.GotConnInfo) { reached = true }}
+	hreq, err := http.NewRequestWithContext(httptrace.WithClientTrace(ctx, trace), http.MethodPost, target, bytes.NewReader(req.body))
+	if err != nil {
+		return nil, false, err
+	}
+	for k, v := range cfg.header {
+		hreq.Header[k] = v
+	}
+	hreq.Header.Set("Content-Type", "application/json")
+	if req.stream {
+		hreq.Header.Set("Accept", "text/event-stream")
+	} else {
+		hreq.Header.Set("Accept", "application/json")
+	}
+	hreq.Header.Set("User-Agent", cfg.userAgent)
+	if cfg.apiKey != "" {
+		hreq.Header.Set("Authorization", "Bearer "+cfg.apiKey)
+	}
+	start := time.Now()
+	res, err = cfg.httpClient.Do(hreq)
+	if cfg.logger != nil {
+		logAttempt(ctx, cfg.logger, req.path, res, err, time.Since(start))
+	}
+	return res, reached, err
+}
+
+func logAttempt(ctx context.Context, l *slog.Logger, path string, res *http.Response, err error, d time.Duration) {
+	attrs := []slog.Attr{
+		slog.String("method", http.MethodPost),
+		slog.String("path", path),
+		slog.Duration("duration", d),
+	}
+	level := slog.LevelDebug
+	if err != nil {
+		level = slog.LevelWarn
+		attrs = append(attrs, slog.String("error", err.Error()))
+	} else {
+		attrs = append(attrs, slog.Int("status", res.StatusCode))
+		if res.StatusCode >= 300 {
+			level = slog.LevelWarn
+		}
+	}
+	l.LogAttrs(ctx, level, "laburen request", attrs...)
+}
+
+// readAPIError reads the start of an error response's body, closes it, and decodes the error.
+func readAPIError(res *http.Response) *APIError {
+	body, _ := io.ReadAll(io.LimitReader(res.Body, maxErrorBody))
+	res.Body.Close()
+	return newAPIError(res.StatusCode, res.Header, body)
+}
+
+// retryWait decides whether a failed attempt is retried and after how long. Connections never
+// made are retried; of the responses, only 429, 502, 503 and 504.
+func retryWait(cfg *config, attempt int, reached bool, apiErr *APIError) (time.Duration, bool) {
+	switch {
+	case apiErr == nil && !reached:
+	case apiErr == nil:
+		return 0, false
+	case apiErr.StatusCode == http.StatusTooManyRequests, apiErr.StatusCode == http.StatusBadGateway,
+		apiErr.StatusCode == http.StatusServiceUnavailable, apiErr.StatusCode == http.StatusGatewayTimeout:
+		if apiErr.RetryAfter > maxRetryAfter {
+			return 0, false // the server asks for more than we will wait: report it now
+		}
+		if apiErr.RetryAfter > 0 {
+			return apiErr.RetryAfter, true
+		}
+	default:
+		return 0, false
+	}
+	return backoff(cfg.retryDelay, attempt), true
+}
+
+// backoff is the jittered exponential wait before retry number attempt (from 1): base, 2*base,
+// 4*base... up to maxBackoff, each less up to a quarter at random.
+func backoff(base time.Duration, attempt int) time.Duration {
+	d := base
+	for i := 1; i < attempt && d < maxBackoff; i++ {
+		d *= 2
+	}
+	d = min(d, maxBackoff)
+	if d <= 0 {
+		return 0
+	}
+	return d - rand.N(d/4+1)
+}
+
+// parseRetryAfter reads a Retry-After header: delay-seconds or an HTTP date.
+func parseRetryAfter(v string, now time.Time) (time.Duration, bool) {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0, false
+	}
+	if secs, err := strconv.ParseFloat(v, 64); err == nil {
+		if secs < 0 || secs > 1e6 {
+			return 0, false
+		}
+		return time.Duration(secs * float64(time.Second)), true
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		return max(t.Sub(now), 0), true
+	}
+	return 0, false
+}
+
+// sleep waits for d, or returns the context's error as soon as it ends.
+func sleep(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// call sends req and decodes its JSON response into out.
+func (c *Client) call(ctx context.Context, cfg *config, req request, out any) error {
+	res, err := c.send(ctx, cfg, req)
+	if err != nil {
+		return err
+	}
+	defer res.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(res.Body, int64(cfg.maxEventSize)+1))
+	if err != nil {
+		return fmt.Errorf("read response (HTTP %d): %w", res.StatusCode, err)
+	}
+	if len(body) > cfg.maxEventSize {
+		return fmt.Errorf("response body exceeds %d bytes (raise WithMaxEventSize)", cfg.maxEventSize)
+	}
+	if err := decodeJSON(body, out); err != nil {
+		return fmt.Errorf("decode response (HTTP %d, Content-Type %q): %w; body starts %q",
+			res.StatusCode, res.Header.Get("Content-Type"), err, shorten(string(body), 200))
+	}
+	return nil
+}
+
+// decodeJSON decodes a response body that must be one JSON object.
+func decodeJSON(body []byte, out any) error {
+	trimmed := bytes.TrimSpace(body)
+	if len(trimmed) == 0 || trimmed[0] != '{' {
+		return errors.New("not a JSON object")
+	}
+	return json.Unmarshal(trimmed, out)
+}
+
+// opError prefixes err with the package name and the operation.
+func opError(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("laburen: %s: %w", op, err)
+}

@@ -1,0 +1,259 @@
+package laburen
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// Sentinel errors for the classes of failure a caller usually branches on. Test for them with
+// errors.Is: an *APIError matches the class of its status code or of its error code, so
+// errors.Is(err, ErrUsageLimit) holds both for an HTTP 402 and for an in-band [ERROR]USAGE_LIMIT
+// event inside a streamed answer.
+var (
+	// ErrUnauthorized: HTTP 401 or 403, or the code UNAUTHORIZED. The API key is missing, wrong
+	// or lacks the permission.
+	ErrUnauthorized = errors.New("laburen: unauthorized")
+	// ErrUsageLimit: HTTP 402 or the code USAGE_LIMIT. The organization ran out of its plan's quota.
+	ErrUsageLimit = errors.New("laburen: usage limit reached")
+	// ErrNotFound: HTTP 404 or the code NOT_FOUND, for example an unknown agent.
+	ErrNotFound = errors.New("laburen: not found")
+	// ErrRateLimited: HTTP 429 or the code RATE_LIMIT, once the retries are spent.
+	ErrRateLimited = errors.New("laburen: rate limited")
+	// ErrInvalidRequest: HTTP 400 or 422, or the code INVALID_REQUEST: the server refused the
+	// request's content (for example a webhook URL it cannot reach).
+	ErrInvalidRequest = errors.New("laburen: invalid request")
+	// ErrServer: an HTTP 5xx status or the code INTERNAL_SERVER_ERROR.
+	ErrServer = errors.New("laburen: server error")
+	// ErrStreamTruncated: a streamed answer ended without its final [DONE] or [ERROR] event. It
+	// wraps io.ErrUnexpectedEOF. What arrived before the cut stays readable on the Stream.
+	ErrStreamTruncated = errors.New("laburen: stream truncated")
+)
+
+// maxErrorBody caps how much of an error response is read and kept in APIError.Body.
+const maxErrorBody = 64 << 10
+
+// APIError is an error reported by the Laburen API: a non-2xx HTTP answer, or an [ERROR] event
+// inside a stream (then StatusCode is the stream's own status, normally 200).
+type APIError struct {
+	// StatusCode is the HTTP status of the response.
+	StatusCode int
+	// Code is the machine-readable error code when the server sent one, such as "USAGE_LIMIT"
+	// or "NOT_FOUND"; empty otherwise.
+	Code string
+	// Message is the human-readable error text when the server sent one (a sentence rather
+	// than a code, or the text of a plain-text or HTML error page).
+	Message string
+	// Body is the start of the raw response body (at most 64 KiB), or the data of the [ERROR]
+	// event.
+	Body string
+	// RetryAfter is the wait the server asked for in a Retry-After header, zero when absent.
+	RetryAfter time.Duration
+
+	hint string // advice added by the SDK, such as "no API key was configured"
+}
+
+// Error describes the failure: status, code and message, and the SDK's hint when it has one.
+func (e *APIError) Error() string {
+	var b strings.Builder
+	if e.StatusCode != 0 {
+		fmt.Fprintf(&b, "HTTP %d", e.StatusCode)
+		if t := http.StatusText(e.StatusCode); t != "" {
+			b.WriteString(" " + t)
+		}
+	}
+	add := func(s string) {
+		if s == "" {
+			return
+		}
+		if b.Len() > 0 {
+			b.WriteString(": ")
+		}
+		b.WriteString(s)
+	}
+	add(e.Code)
+	add(e.Message)
+	if e.hint != "" {
+		b.WriteString(" (" + e.hint + ")")
+	}
+	return b.String()
+}
+
+// Is reports whether the error belongs to the class of target, one of the package's sentinel
+// errors, by status code or by error code.
+func (e *APIError) Is(target error) bool {
+	switch target {
+	case ErrUnauthorized:
+		return e.StatusCode == http.StatusUnauthorized || e.StatusCode == http.StatusForbidden ||
+			e.Code == "UNAUTHORIZED" || e.Code == "FORBIDDEN"
+	case ErrUsageLimit:
+		return e.StatusCode == http.StatusPaymentRequired || e.Code == "USAGE_LIMIT"
+	case ErrNotFound:
+		return e.StatusCode == http.StatusNotFound || e.Code == "NOT_FOUND"
+	case ErrRateLimited:
+		return e.StatusCode == http.StatusTooManyRequests || e.Code == "RATE_LIMIT" ||
+			e.Code == "RATE_LIMITED"
+	case ErrInvalidRequest:
+		return e.StatusCode == http.StatusBadRequest || e.StatusCode == http.StatusUnprocessableEntity ||
+			e.Code == "INVALID_REQUEST" || e.Code == "BAD_REQUEST"
+	case ErrServer:
+		return e.StatusCode >= 500 || e.Code == "INTERNAL_SERVER_ERROR"
+	}
+	return false
+}
+
+// ValidationError reports input that the SDK refused before sending anything.
+type ValidationError struct {
+	// Field names what was wrong, by its JSON name ("query", "webhookUrl", "attachments[1].url")
+	// or by the argument's name ("agentID", "phone").
+	Field string
+	// Reason says what is wrong with it.
+	Reason string
+}
+
+// Error returns "invalid <Field>: <Reason>".
+func (e *ValidationError) Error() string {
+	return "invalid " + e.Field + ": " + e.Reason
+}
+
+func invalid(field, format string, args ...any) *ValidationError {
+	return &ValidationError{Field: field, Reason: fmt.Sprintf(format, args...)}
+}
+
+// newAPIError builds the APIError for a non-2xx response whose body (already capped) is body.
+func newAPIError(status int, header http.Header, body []byte) *APIError {
+	e := &APIError{StatusCode: status, Body: string(body)}
+	e.setText(errorText(header.Get("Content-Type"), body))
+	if ra, ok := parseRetryAfter(header.Get("Retry-After"), time.Now()); ok {
+		e.RetryAfter = ra
+	}
+	return e
+}
+
+// setText files the server's error text as a Code when it looks like one, else as a Message.
+func (e *APIError) setText(s string) {
+	if isErrorCode(s) {
+		e.Code = s
+	} else {
+		e.Message = s
+	}
+}
+
+// isErrorCode reports whether s looks like a machine code: "USAGE_LIMIT", "NOT_FOUND".
+func isErrorCode(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for _, r := range s {
+		if (r < 'A' || r > 'Z') && (r < '0' || r > '9') && r != '_' {
+			return false
+		}
+	}
+	return true
+}
+
+// errorText extracts the error text from an error body in any of the forms the API and the
+// proxies in front of it use: JSON {"error": ...}, an SSE "data: [ERROR]..." frame, HTML, or
+// plain text.
+func errorText(contentType string, body []byte) string {
+	body = bytes.TrimSpace(body)
+	if len(body) == 0 {
+		return ""
+	}
+	if body[0] == '{' {
+		if s, ok := jsonErrorText(body); ok {
+			return s
+		}
+	}
+	if s, ok := sseErrorText(body); ok {
+		return s
+	}
+	if strings.Contains(contentType, "html") || bytes.HasPrefix(body, []byte("<")) {
+		return htmlText(body)
+	}
+	return shorten(string(body), 300)
+}
+
+// jsonErrorText reads {"error": "X"}, {"error": {"code": .., "message": ..}} and {"message": ..}.
+func jsonErrorText(body []byte) (string, bool) {
+	var v struct {
+		Error   json.RawMessage `json:"error"`
+		Message string          `json:"message"`
+		Code    string          `json:"code"`
+	}
+	if json.Unmarshal(body, &v) != nil {
+		return "", false
+	}
+	var s string
+	if len(v.Error) > 0 && json.Unmarshal(v.Error, &s) == nil && s != "" {
+		return s, true
+	}
+	var obj struct {
+		Code    string `json:"code"`
+		Type    string `json:"type"`
+		Message string `json:"message"`
+	}
+	if len(v.Error) > 0 && json.Unmarshal(v.Error, &obj) == nil {
+		if t := firstNonEmpty(obj.Code, obj.Type, obj.Message); t != "" {
+			return t, true
+		}
+	}
+	if t := firstNonEmpty(v.Code, v.Message); t != "" {
+		return t, true
+	}
+	return shorten(string(body), 300), true
+}
+
+// sseErrorText finds the "[ERROR]X" payload of an SSE frame sent as an error body.
+func sseErrorText(body []byte) (string, bool) {
+	for line := range strings.Lines(string(body)) {
+		line = strings.TrimRight(line, "\r\n")
+		data, ok := strings.CutPrefix(line, "data:")
+		if !ok {
+			continue
+		}
+		if msg, ok := strings.CutPrefix(strings.TrimPrefix(data, " "), "[ERROR]"); ok {
+			return strings.TrimSpace(msg), true
+		}
+	}
+	return "", false
+}
+
+// htmlText returns the <title> of an HTML error page, or its start when it has none.
+func htmlText(body []byte) string {
+	lower := bytes.ToLower(body)
+	if i := bytes.Index(lower, []byte("<title>")); i >= 0 {
+		rest := body[i+len("<title>"):]
+		if j := bytes.Index(bytes.ToLower(rest), []byte("</title>")); j >= 0 {
+			if t := strings.Join(strings.Fields(string(rest[:j])), " "); t != "" {
+				return "HTML error page: " + t
+			}
+		}
+	}
+	return "HTML error page: " + shorten(strings.Join(strings.Fields(string(body)), " "), 200)
+}
+
+// shorten cuts s to at most n bytes on a rune boundary, marking the cut with "...".
+func shorten(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "..."
+}
+
+func firstNonEmpty(s ...string) string {
+	for _, v := range s {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}

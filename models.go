@@ -1,0 +1,356 @@
+package laburen
+
+import (
+	"encoding/json"
+	"maps"
+	"reflect"
+	"slices"
+	"strings"
+)
+
+// Ptr returns a pointer to v. Use it for the optional numbers of a request where zero is a
+// meaningful value: Temperature: laburen.Ptr(0.0) sends "temperature": 0, while a nil pointer
+// leaves the field out.
+func Ptr[T any](v T) *T { return &v }
+
+// Channel is the channel a message comes from. The API accepts only the documented values,
+// which are the constants below; the SDK refuses any other before sending. The zero value
+// leaves the field out and the API uses ChannelAPI.
+type Channel string
+
+// The channels the API documents.
+const (
+	ChannelAPI           Channel = "api"
+	ChannelDashboard     Channel = "dashboard"
+	ChannelWebsite       Channel = "website"
+	ChannelForm          Channel = "form"
+	ChannelWhatsApp      Channel = "whatsapp"
+	ChannelTelegram      Channel = "telegram"
+	ChannelSlack         Channel = "slack"
+	ChannelMeta          Channel = "meta"
+	ChannelCrisp         Channel = "crisp"
+	ChannelZapier        Channel = "zapier"
+	ChannelMail          Channel = "mail"
+	ChannelMercadoLibre  Channel = "mercadolibre"
+	ChannelAgentBuilder  Channel = "agent_builder"
+	ChannelChatwoot      Channel = "chatwoot"
+	ChannelCRMChatsAppAI Channel = "crmchatsappai"
+)
+
+// Channels lists every documented channel, in the API reference's order.
+var Channels = []Channel{
+	ChannelAPI, ChannelDashboard, ChannelWebsite, ChannelForm, ChannelWhatsApp, ChannelTelegram,
+	ChannelSlack, ChannelMeta, ChannelCrisp, ChannelZapier, ChannelMail, ChannelMercadoLibre,
+	ChannelAgentBuilder, ChannelChatwoot, ChannelCRMChatsAppAI,
+}
+
+// Valid reports whether c is one of the documented channels.
+func (c Channel) Valid() bool { return slices.Contains(Channels, c) }
+
+// ModelName selects the model that answers a query, overriding the agent's own. The list of
+// models grows, so any string is accepted; the constants are the documented values.
+type ModelName string
+
+// Documented model names.
+const (
+	ModelGPT4o               ModelName = "gpt_4o"
+	ModelGPT4oMini           ModelName = "gpt_4o_mini"
+	ModelGPT41               ModelName = "gpt_41"
+	ModelGPT41Mini           ModelName = "gpt_41_mini"
+	ModelGPT41Nano           ModelName = "gpt_41_nano"
+	ModelClaude37Sonnet      ModelName = "claude_3_7_sonnet"
+	ModelClaude4Sonnet       ModelName = "claude_4_sonnet"
+	ModelGemini25Flash       ModelName = "gemini_2_5_flash"
+	ModelGemini25Pro         ModelName = "gemini_2_5_pro"
+	ModelGrok3               ModelName = "grok_3"
+	ModelGrok3Beta           ModelName = "grok_3_beta"
+	ModelGrok3FastBeta       ModelName = "grok_3_fast_beta"
+	ModelGrok3MiniBeta       ModelName = "grok_3_mini_beta"
+	ModelGrok3MiniFastBeta   ModelName = "grok_3_mini_fast_beta"
+	ModelSonarPro            ModelName = "sonar_pro"
+	ModelSonar               ModelName = "sonar"
+	ModelLlama3370B          ModelName = "llama_3_3_70b"
+	ModelLlama4Maverick17B   ModelName = "llama_4_maverick_17b"
+	ModelRoute               ModelName = "model_route"
+)
+
+// ConversationStatus is the status of a conversation as the API reports it. Other values may
+// appear; the constants are the known ones.
+type ConversationStatus string
+
+// Known conversation statuses.
+const (
+	StatusUnresolved     ConversationStatus = "UNRESOLVED"
+	StatusResolved       ConversationStatus = "RESOLVED"
+	StatusHumanRequested ConversationStatus = "HUMAN_REQUESTED"
+)
+
+// PromptType is the deprecated promptType of a query.
+type PromptType string
+
+// Prompt types (deprecated by the API).
+const (
+	PromptTypeRaw             PromptType = "raw"
+	PromptTypeCustomerSupport PromptType = "customer_support"
+)
+
+// QueryRequest is the body of a user message sent to an agent (POST /agents/{id}/query). Only
+// Query is required; every field left at its zero value is left out of the JSON.
+type QueryRequest struct {
+	// Query is the user's message. Required.
+	Query string `json:"query"`
+	// ConversationID continues an existing conversation; the server starts one when empty. A
+	// Chatwoot conversation ID (crmchatsappai_...) is checked before sending.
+	ConversationID string `json:"conversationId,omitzero"`
+	// VisitorID names the end user; the server generates one when empty.
+	VisitorID string `json:"visitorId,omitzero"`
+	// Channel the message comes from; the API's default is ChannelAPI.
+	Channel Channel `json:"channel,omitzero"`
+	// Context is extra instructions appended to the agent's system prompt for this call.
+	Context string `json:"context,omitzero"`
+	// SystemPrompt replaces the agent's system prompt for this call only.
+	SystemPrompt string `json:"systemPrompt,omitzero"`
+	// UserPrompt is a user-prompt template in which {query} is replaced by Query.
+	UserPrompt string `json:"userPrompt,omitzero"`
+	// ModelName overrides the agent's model for this call.
+	ModelName ModelName `json:"modelName,omitzero"`
+	// Temperature, from 0 to 2; nil leaves the agent's setting.
+	Temperature *float64 `json:"temperature,omitempty"`
+	// MaxTokens caps the answer's length in tokens; at least 1 when set.
+	MaxTokens *int `json:"maxTokens,omitempty"`
+	// PresencePenalty, from -2 to 2.
+	PresencePenalty *float64 `json:"presencePenalty,omitempty"`
+	// FrequencyPenalty, from -2 to 2.
+	FrequencyPenalty *float64 `json:"frequencyPenalty,omitempty"`
+	// TopP, from 0 to 1.
+	TopP *float64 `json:"topP,omitempty"`
+	// Filters restricts the knowledge the agent searches.
+	Filters *Filters `json:"filters,omitempty"`
+	// PromptType is deprecated by the API.
+	PromptType PromptType `json:"promptType,omitzero"`
+	// PromptTemplate is deprecated by the API.
+	PromptTemplate string `json:"promptTemplate,omitzero"`
+	// Attachments are files sent with the message; their URLs must be fetchable by Laburen.
+	Attachments []Attachment `json:"attachments,omitempty"`
+	// Contact is the CRM contact of the end user.
+	Contact *Contact `json:"contact,omitempty"`
+	// WebhookURL switches to conversational mode: the answer is POSTed later to this absolute
+	// http(s) URL. Use Client.QueryAsync for it.
+	WebhookURL string `json:"webhookUrl,omitzero"`
+	// Extra holds body fields the SDK does not model yet; they are sent as given. A key that
+	// names a field the SDK models is refused.
+	Extra map[string]any `json:"-"`
+}
+
+// Filters restricts the datasources an agent searches for one query.
+type Filters struct {
+	CustomIDs     []string `json:"custom_ids,omitempty"`
+	DatasourceIDs []string `json:"datasource_ids,omitempty"`
+	DatastoreIDs  []string `json:"datastore_ids,omitempty"`
+}
+
+// Attachment is a file sent with a message.
+type Attachment struct {
+	// Name is the file name.
+	Name string `json:"name,omitzero"`
+	// URL must be an absolute http(s) URL that Laburen can fetch. Required.
+	URL string `json:"url"`
+	// Size is the file size in bytes.
+	Size int64 `json:"size,omitzero"`
+	// MimeType such as "image/png".
+	MimeType string `json:"mimeType,omitzero"`
+}
+
+// Contact is a CRM contact. The server matches an existing contact by email, then phone
+// number, then user ID, and creates one otherwise.
+type Contact struct {
+	Email       string `json:"email,omitzero"`
+	PhoneNumber string `json:"phoneNumber,omitzero"`
+	FirstName   string `json:"firstName,omitzero"`
+	LastName    string `json:"lastName,omitzero"`
+	UserID      string `json:"userId,omitzero"`
+}
+
+// AgentQueryRequest is the body of an agent-side message recorded in a conversation (POST
+// /agents/{id}/query-agent). It does not call the AI. Only Query is required.
+type AgentQueryRequest struct {
+	// Query is the agent-side message text. Required.
+	Query string `json:"query"`
+	// ConversationID is the target conversation; for Chatwoot build it with
+	// ChatwootConversationID.
+	ConversationID string `json:"conversationId,omitzero"`
+	// VisitorID names the end user.
+	VisitorID string `json:"visitorId,omitzero"`
+	// Channel the message belongs to; the API's default is ChannelAPI.
+	Channel Channel `json:"channel,omitzero"`
+	// ChannelExternalID routes the message on its channel. With ChannelWhatsApp it is required
+	// and must be built by WhatsAppChannelExternalID.
+	ChannelExternalID string `json:"channelExternalId,omitzero"`
+	// IsDraft creates a draft message; it needs an API key.
+	IsDraft bool `json:"isDraft,omitzero"`
+	// ContactID names an existing contact.
+	ContactID string `json:"contactId,omitzero"`
+	// Contact is the CRM contact of the end user.
+	Contact *Contact `json:"contact,omitempty"`
+	// Metadata is free-form metadata stored with the message.
+	Metadata map[string]any `json:"metadata,omitempty"`
+	// Extra holds body fields the SDK does not model yet, as in QueryRequest.
+	Extra map[string]any `json:"-"`
+}
+
+// QueryResponse is the agent's answer to a query. Every field may be missing from the server's
+// JSON; Raw keeps the whole object, including fields the SDK does not model.
+type QueryResponse struct {
+	// Answer is the agent's reply. It is empty when AI is off for the conversation or when a
+	// tool waits for approval.
+	Answer string `json:"answer"`
+	// Usage is the token count and cost of the call.
+	Usage Usage `json:"usage"`
+	// Sources are the knowledge-base chunks the answer used.
+	Sources []Source `json:"sources"`
+	// Approvals are tool calls that wait for a human's approval.
+	Approvals []Approval `json:"approvals"`
+	// MessageID identifies the answer message.
+	MessageID string `json:"messageId"`
+	// ConversationID identifies the conversation; keep it to continue the conversation.
+	ConversationID string `json:"conversationId"`
+	// VisitorID identifies the end user.
+	VisitorID string `json:"visitorId"`
+	// RequestHuman is true when the agent asked for a human operator.
+	RequestHuman bool `json:"request_human"`
+	// Status is the conversation's status after the answer.
+	Status ConversationStatus `json:"status"`
+	// Metadata is the server's free-form metadata, raw.
+	Metadata json.RawMessage `json:"metadata,omitempty"`
+	// Raw is the response object exactly as received.
+	Raw json.RawMessage `json:"-"`
+}
+
+// UnmarshalJSON decodes the response and keeps the raw object in Raw.
+func (r *QueryResponse) UnmarshalJSON(b []byte) error {
+	type plain QueryResponse
+	if err := json.Unmarshal(b, (*plain)(r)); err != nil {
+		return err
+	}
+	r.Raw = slices.Clone(b)
+	return nil
+}
+
+// Usage is the token count and cost of a call. Missing counts are zero.
+type Usage struct {
+	CompletionTokens int     `json:"completionTokens"`
+	PromptTokens     int     `json:"promptTokens"`
+	TotalTokens      int     `json:"totalTokens"`
+	Cost             float64 `json:"cost"`
+}
+
+// Source is a knowledge-base chunk an answer used. The API documents Source and Chunk; the
+// other fields appear when the server sends them, and Raw keeps the whole item.
+type Source struct {
+	Source         string   `json:"source"`
+	Chunk          string   `json:"chunk"`
+	DatasourceID   string   `json:"datasource_id"`
+	DatasourceName string   `json:"datasource_name"`
+	DatasourceType string   `json:"datasource_type"`
+	SourceURL      string   `json:"source_url"`
+	Score          *float64 `json:"score"`
+	PageNumber     *int     `json:"page_number"`
+	// Raw is the item exactly as received.
+	Raw json.RawMessage `json:"-"`
+}
+
+// UnmarshalJSON decodes the source and keeps the raw item in Raw.
+func (s *Source) UnmarshalJSON(b []byte) error {
+	type plain Source
+	if err := json.Unmarshal(b, (*plain)(s)); err != nil {
+		return err
+	}
+	s.Raw = slices.Clone(b)
+	return nil
+}
+
+// Approval is a tool call that waits for a human's approval before it runs.
+type Approval struct {
+	// ToolType is the type of the tool, taken from Tool.
+	ToolType string `json:"-"`
+	// Tool is the tool object, raw.
+	Tool json.RawMessage `json:"tool"`
+	// Payload is the call's payload, raw.
+	Payload json.RawMessage `json:"payload"`
+	// Raw is the item exactly as received.
+	Raw json.RawMessage `json:"-"`
+}
+
+// UnmarshalJSON decodes the approval, reading the tool's type, and keeps the raw item in Raw.
+func (a *Approval) UnmarshalJSON(b []byte) error {
+	type plain Approval
+	if err := json.Unmarshal(b, (*plain)(a)); err != nil {
+		return err
+	}
+	var tool struct {
+		Type string `json:"type"`
+	}
+	if len(a.Tool) > 0 && a.Tool[0] == '{' {
+		_ = json.Unmarshal(a.Tool, &tool) // a tool without a string type keeps ToolType empty
+	}
+	a.ToolType = tool.Type
+	a.Raw = slices.Clone(b)
+	return nil
+}
+
+// AgentQueryResponse is the answer to AgentQuery: where the message was recorded.
+type AgentQueryResponse struct {
+	MessageID      string             `json:"messageId"`
+	ConversationID string             `json:"conversationId"`
+	VisitorID      string             `json:"visitorId"`
+	Status         ConversationStatus `json:"status"`
+	// Raw is the response object exactly as received.
+	Raw json.RawMessage `json:"-"`
+}
+
+// UnmarshalJSON decodes the response and keeps the raw object in Raw.
+func (r *AgentQueryResponse) UnmarshalJSON(b []byte) error {
+	type plain AgentQueryResponse
+	if err := json.Unmarshal(b, (*plain)(r)); err != nil {
+		return err
+	}
+	r.Raw = slices.Clone(b)
+	return nil
+}
+
+// withExtra returns body (a JSON object) with the extra fields added. A key that names a field
+// of the request struct (set or not), or "streaming", is refused, so Extra can never silently
+// change a field the SDK models.
+func withExtra(body []byte, extra map[string]any, request any) ([]byte, error) {
+	if len(extra) == 0 {
+		return body, nil
+	}
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(body, &fields); err != nil {
+		return nil, err
+	}
+	modeled := jsonNames(reflect.TypeOf(request))
+	for _, k := range slices.Sorted(maps.Keys(extra)) {
+		if modeled[k] || k == "streaming" {
+			return nil, invalid("extra", "key %q is a field the SDK models; set the struct field instead", k)
+		}
+		v, err := json.Marshal(extra[k])
+		if err != nil {
+			return nil, invalid("extra", "key %q: %v", k, err)
+		}
+		fields[k] = v
+	}
+	return json.Marshal(fields)
+}
+
+// jsonNames returns the JSON names of the fields of struct type t.
+func jsonNames(t reflect.Type) map[string]bool {
+	names := make(map[string]bool, t.NumField())
+	for _, f := range reflect.VisibleFields(t) {
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if name != "" && name != "-" {
+			names[name] = true
+		}
+	}
+	return names
+}

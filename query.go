@@ -1,0 +1,181 @@
+package laburen
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"net/mail"
+	"net/url"
+	"strconv"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+)
+
+// Query sends a user's message to an agent and returns its whole answer. It is not retried once
+// the request has reached the server, since the server may already have stored (and billed) the
+// message. opts override the client's options for this call.
+func (c *Client) Query(ctx context.Context, agentID string, req QueryRequest, opts ...Option) (*QueryResponse, error) {
+	op := "query agent " + strconv.Quote(agentID)
+	cfg, r, err := c.queryRequest(agentID, &req, false, opts)
+	if err != nil {
+		return nil, opError(op, err)
+	}
+	var res QueryResponse
+	if err := c.call(ctx, cfg, r, &res); err != nil {
+		return nil, opError(op, err)
+	}
+	return &res, nil
+}
+
+// queryRequest validates a query and encodes it for the request path.
+func (c *Client) queryRequest(agentID string, req *QueryRequest, streaming bool, opts []Option) (*config, request, error) {
+	cfg, err := c.configFor(opts)
+	if err != nil {
+		return nil, request{}, err
+	}
+	if err := validateAgentID(agentID); err != nil {
+		return nil, request{}, err
+	}
+	if err := req.validate(); err != nil {
+		return nil, request{}, err
+	}
+	type fields QueryRequest
+	body, err := encodeBody(struct {
+		*fields
+		Streaming bool `json:"streaming,omitzero"`
+	}{(*fields)(req), streaming}, req.Extra, *req)
+	if err != nil {
+		return nil, request{}, err
+	}
+	return cfg, request{path: agentPath(agentID, "query"), body: body, stream: streaming}, nil
+}
+
+// encodeBody marshals a request body and adds its Extra fields.
+func encodeBody(v any, extra map[string]any, request any) ([]byte, error) {
+	body, err := json.Marshal(v)
+	if err != nil {
+		return nil, fmt.Errorf("encode request: %w", err)
+	}
+	return withExtra(body, extra, request)
+}
+
+// agentPath is the escaped path of an agent's endpoint.
+func agentPath(agentID, endpoint string) string {
+	return "/agents/" + url.PathEscape(agentID) + "/" + endpoint
+}
+
+// validate checks a query request before it is sent.
+func (r *QueryRequest) validate() error {
+	if err := validateText("query", r.Query); err != nil {
+		return err
+	}
+	if err := validateChannel(r.Channel); err != nil {
+		return err
+	}
+	if err := validateConversationID(r.ConversationID); err != nil {
+		return err
+	}
+	if r.SystemPrompt != "" && strings.TrimSpace(r.SystemPrompt) == "" {
+		return invalid("systemPrompt", "is blank; leave it empty to keep the agent's own prompt")
+	}
+	for _, n := range []struct {
+		field    string
+		v        *float64
+		min, max float64
+	}{
+		{"temperature", r.Temperature, 0, 2},
+		{"presencePenalty", r.PresencePenalty, -2, 2},
+		{"frequencyPenalty", r.FrequencyPenalty, -2, 2},
+		{"topP", r.TopP, 0, 1},
+	} {
+		if n.v == nil {
+			continue
+		}
+		if math.IsNaN(*n.v) || math.IsInf(*n.v, 0) || *n.v < n.min || *n.v > n.max {
+			return invalid(n.field, "%v is outside [%v, %v]", *n.v, n.min, n.max)
+		}
+	}
+	if r.MaxTokens != nil && *r.MaxTokens < 1 {
+		return invalid("maxTokens", "%d is less than 1", *r.MaxTokens)
+	}
+	if r.WebhookURL != "" {
+		if err := validateHTTPURL("webhookUrl", r.WebhookURL); err != nil {
+			return err
+		}
+	}
+	for i, a := range r.Attachments {
+		field := fmt.Sprintf("attachments[%d]", i)
+		if a.URL == "" {
+			return invalid(field+".url", "is empty")
+		}
+		if err := validateHTTPURL(field+".url", a.URL); err != nil {
+			return err
+		}
+		if a.Size < 0 {
+			return invalid(field+".size", "%d is negative", a.Size)
+		}
+	}
+	return r.Contact.validate()
+}
+
+// validate checks a contact; a nil contact is valid.
+func (c *Contact) validate() error {
+	if c == nil || c.Email == "" {
+		return nil
+	}
+	addr, err := mail.ParseAddress(c.Email)
+	if err != nil || addr.Address != c.Email || !strings.Contains(addr.Address[strings.LastIndexByte(addr.Address, '@')+1:], ".") {
+		return invalid("contact.email", "%q is not an email address", c.Email)
+	}
+	return nil
+}
+
+func validateAgentID(id string) error {
+	if strings.TrimSpace(id) == "" {
+		return invalid("agentID", "is empty")
+	}
+	if strings.IndexFunc(id, unicode.IsControl) >= 0 || !utf8.ValidString(id) {
+		return invalid("agentID", "%q contains control characters or invalid UTF-8", id)
+	}
+	return nil
+}
+
+// validateText checks a required message text.
+func validateText(field, s string) error {
+	if strings.TrimSpace(s) == "" {
+		return invalid(field, "is empty")
+	}
+	if !utf8.ValidString(s) {
+		return invalid(field, "is not valid UTF-8")
+	}
+	return nil
+}
+
+func validateChannel(ch Channel) error {
+	if ch != "" && !ch.Valid() {
+		return invalid("channel", "%q is not a documented channel", string(ch))
+	}
+	return nil
+}
+
+// validateConversationID refuses a Chatwoot conversation ID that does not parse: it would put
+// the message in another conversation.
+func validateConversationID(id string) error {
+	if strings.HasPrefix(id, chatwootPrefix) {
+		if _, _, err := parseChatwoot(id); err != nil {
+			return within("conversationId", err)
+		}
+	}
+	return nil
+}
+
+// validateHTTPURL checks that s is an absolute http or https URL.
+func validateHTTPURL(field, s string) error {
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return invalid(field, "%q is not an absolute http or https URL", s)
+	}
+	return nil
+}
