@@ -36,7 +36,7 @@ func (c *Client) agentQueryRequest(agentID string, req *AgentQueryRequest, strea
 	if err := req.validate(); err != nil {
 		return nil, request{}, err
 	}
-	if req.IsDraft && cfg.apiKey == "" {
+	if req.IsDraft && !cfg.auth.set() {
 		return nil, request{}, invalid("isDraft", "a draft needs an API key (WithAPIKey or LABUREN_API_KEY)")
 	}
 	type fields AgentQueryRequest

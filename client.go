@@ -17,7 +17,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"net/http/httptrace"
 	"net/url"
@@ -25,6 +27,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -60,7 +63,8 @@ type Client struct {
 }
 
 type config struct {
-	apiKey            string
+	auth              secret // the Authorization header's value, "Bearer <key>"; empty without a key
+	authSet           bool   // WithAPIKey was given: LABUREN_API_KEY is not read
 	baseURL           string // absolute, without a trailing slash
 	httpClient        *http.Client
 	maxRetries        int
@@ -70,7 +74,43 @@ type config struct {
 	logger            *slog.Logger
 	maxEventSize      int
 	streamIdleTimeout time.Duration
+
+	// sleep waits between attempts; nil means the package's sleep. Tests replace it to see
+	// the waits without spending them.
+	sleep func(context.Context, time.Duration) error
 }
+
+// secret holds a credential behind a pointer. fmt cannot call methods on values reached
+// through unexported fields, so printing a struct that holds a Client by value would show a
+// plain string field; a pointer is shown as an address only.
+type secret struct{ p *string }
+
+func newSecret(s string) secret {
+	if s == "" {
+		return secret{}
+	}
+	return secret{p: &s}
+}
+
+func (s secret) set() bool { return s.p != nil }
+
+func (s secret) value() string {
+	if s.p == nil {
+		return ""
+	}
+	return *s.p
+}
+
+// String hides the value.
+func (s secret) String() string {
+	if s.p == nil {
+		return "none"
+	}
+	return "[redacted]"
+}
+
+// GoString hides the value.
+func (s secret) GoString() string { return s.String() }
 
 // Option configures a Client in NewClient, or a single call when passed to one of its methods.
 // An option given a bad value makes NewClient (or the call) return an error naming it.
@@ -82,24 +122,32 @@ type Option func(*config) error
 // agents answer without one.
 func NewClient(opts ...Option) (*Client, error) {
 	cfg := config{
-		apiKey:            os.Getenv("LABUREN_API_KEY"),
-		baseURL:           DefaultBaseURL,
 		maxRetries:        DefaultMaxRetries,
 		retryDelay:        DefaultRetryDelay,
 		userAgent:         "laburen-go/" + Version,
 		maxEventSize:      DefaultMaxEventSize,
 		streamIdleTimeout: DefaultStreamIdleTimeout,
 	}
-	if env := os.Getenv("LABUREN_BASE_URL"); env != "" {
-		u, err := cleanBaseURL(env)
-		if err != nil {
-			return nil, fmt.Errorf("laburen: new client: LABUREN_BASE_URL: %w", err)
-		}
-		cfg.baseURL = u
-	}
 	for _, opt := range opts {
 		if err := opt(&cfg); err != nil {
 			return nil, fmt.Errorf("laburen: new client: %w", err)
+		}
+	}
+	if !cfg.authSet {
+		key, err := cleanKey(os.Getenv("LABUREN_API_KEY"))
+		if err != nil {
+			return nil, fmt.Errorf("laburen: new client: LABUREN_API_KEY: %w", err)
+		}
+		cfg.auth = bearer(key)
+	}
+	if cfg.baseURL == "" { // not set by WithBaseURL: a bad LABUREN_BASE_URL matters only then
+		cfg.baseURL = DefaultBaseURL
+		if env := os.Getenv("LABUREN_BASE_URL"); env != "" {
+			u, err := cleanBaseURL(env)
+			if err != nil {
+				return nil, fmt.Errorf("laburen: new client: LABUREN_BASE_URL: %w", err)
+			}
+			cfg.baseURL = u
 		}
 	}
 	if cfg.httpClient == nil {
@@ -111,11 +159,7 @@ func NewClient(opts ...Option) (*Client, error) {
 // String describes the client without its API key, so that printing a Client with %v or %+v
 // never shows the key.
 func (c Client) String() string {
-	key := "none"
-	if c.cfg.apiKey != "" {
-		key = "set"
-	}
-	return fmt.Sprintf("laburen.Client{baseURL: %s, apiKey: %s}", c.cfg.baseURL, key)
+	return fmt.Sprintf("laburen.Client{baseURL: %s, apiKey: %s}", c.cfg.baseURL, c.cfg.auth)
 }
 
 // GoString is String, for %#v.
@@ -125,10 +169,11 @@ func (c Client) GoString() string { return c.String() }
 // LABUREN_API_KEY; an empty key sends no Authorization header.
 func WithAPIKey(key string) Option {
 	return func(c *config) error {
-		if strings.ContainsAny(key, "\r\n") {
-			return errors.New("WithAPIKey: the key contains a line break")
+		key, err := cleanKey(key)
+		if err != nil {
+			return fmt.Errorf("WithAPIKey: %w", err)
 		}
-		c.apiKey = strings.TrimSpace(key)
+		c.auth, c.authSet = bearer(key), true
 		return nil
 	}
 }
@@ -146,12 +191,30 @@ func WithBaseURL(base string) Option {
 	}
 }
 
+// cleanKey trims an API key and refuses one that cannot travel in a header. The error never
+// shows the key.
+func cleanKey(key string) (string, error) {
+	key = strings.TrimSpace(key)
+	if strings.IndexFunc(key, func(r rune) bool { return r < ' ' || r == 0x7f }) >= 0 {
+		return "", errors.New("the key contains a line break or control character")
+	}
+	return key, nil
+}
+
+// bearer is the Authorization header's value for key; empty (no header) without a key.
+func bearer(key string) secret {
+	if key == "" {
+		return secret{}
+	}
+	return newSecret("Bearer " + key)
+}
+
 func cleanBaseURL(base string) (string, error) {
 	u, err := url.Parse(strings.TrimSpace(base))
 	if err != nil {
 		return "", fmt.Errorf("base URL %q: %w", base, err)
 	}
-	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Hostname() == "" {
 		return "", fmt.Errorf("base URL %q is not an absolute http or https URL", base)
 	}
 	if u.RawQuery != "" || u.Fragment != "" || u.User != nil {
@@ -298,17 +361,15 @@ type request struct {
 func (c *Client) send(ctx context.Context, cfg *config, req request) (*http.Response, error) {
 	target := cfg.baseURL + req.path
 	for attempt := 1; ; attempt++ {
-		res, reached, err := c.attempt(ctx, cfg, target, req)
+		res, conn, err := c.attempt(ctx, cfg, target, req, attempt)
 		var apiErr *APIError
 		switch {
 		case err == nil && res.StatusCode >= 200 && res.StatusCode < 300:
 			return res, nil
 		case err == nil:
 			apiErr = readAPIError(res)
-			if apiErr.StatusCode == http.StatusUnauthorized || apiErr.StatusCode == http.StatusForbidden {
-				if cfg.apiKey == "" {
-					apiErr.hint = "no API key was configured: use WithAPIKey or set LABUREN_API_KEY"
-				}
+			if (apiErr.StatusCode == http.StatusUnauthorized || apiErr.StatusCode == http.StatusForbidden) && !cfg.auth.set() {
+				apiErr.hint = "no API key was configured: use WithAPIKey or set LABUREN_API_KEY"
 			}
 			err = apiErr
 		case ctx.Err() != nil:
@@ -317,23 +378,57 @@ func (c *Client) send(ctx context.Context, cfg *config, req request) (*http.Resp
 		if attempt > cfg.maxRetries {
 			return nil, err
 		}
-		wait, ok := retryWait(cfg, attempt, reached, apiErr)
+		wait, ok := retryWait(cfg, attempt, conn, err, apiErr)
 		if !ok {
 			return nil, err
 		}
-		if err := sleep(ctx, wait); err != nil {
+		wait = min(wait, maxRetryAfter)
+		pause := cfg.sleep
+		if pause == nil {
+			pause = sleep
+		}
+		if err := pause(ctx, wait); err != nil {
 			return nil, err
 		}
 	}
 }
 
-// attempt sends one HTTP request. reached tells whether a connection to the server was made,
-// after which a failure is never retried (the server may have processed the request).
-func (c *Client) attempt(ctx context.Context, cfg *config, target string, req request) (res *http.Response, reached bool, err error) {
-	trace := &httptrace.ClientTrace{GotConn: func(httptrace.GotConnInfo) { reached = true }}
+// connTrace records how far one attempt got towards the server. The transport may call its
+// hooks from its own goroutines, hence the atomics.
+type connTrace struct {
+	dialing atomic.Bool // the transport started to look up or dial the server
+	gotConn atomic.Bool // a connection was obtained: the request may have been written
+}
+
+// neverSent reports whether a failed attempt certainly never reached the server: the transport
+// was connecting and got no connection, or the error is a failed dial or lookup. A transport
+// that reports no trace (a mock, a custom RoundTripper) is judged by its error alone.
+func (t *connTrace) neverSent(err error) bool {
+	if t.gotConn.Load() {
+		return false
+	}
+	if t.dialing.Load() {
+		return true
+	}
+	var opErr *net.OpError
+	if errors.As(err, &opErr) && (opErr.Op == "dial" || opErr.Op == "proxyconnect") {
+		return true
+	}
+	var dnsErr *net.DNSError
+	return errors.As(err, &dnsErr)
+}
+
+// attempt sends one HTTP request, number attempt of the call.
+func (c *Client) attempt(ctx context.Context, cfg *config, target string, req request, attempt int) (*http.Response, *connTrace, error) {
+	conn := &connTrace{}
+	trace := &httptrace.ClientTrace{
+		DNSStart:     func(httptrace.DNSStartInfo) { conn.dialing.Store(true) },
+		ConnectStart: func(string, string) { conn.dialing.Store(true) },
+		GotConn:      func(httptrace.GotConnInfo) { conn.gotConn.Store(true) },
+	}
 	hreq, err := http.NewRequestWithContext(httptrace.WithClientTrace(ctx, trace), http.MethodPost, target, bytes.NewReader(req.body))
 	if err != nil {
-		return nil, false, err
+		return nil, conn, err
 	}
 	for k, v := range cfg.header {
 		hreq.Header[k] = v
@@ -345,21 +440,22 @@ func (c *Client) attempt(ctx context.Context, cfg *config, target string, req re
 		hreq.Header.Set("Accept", "application/json")
 	}
 	hreq.Header.Set("User-Agent", cfg.userAgent)
-	if cfg.apiKey != "" {
-		hreq.Header.Set("Authorization", "Bearer "+cfg.apiKey)
+	if cfg.auth.set() {
+		hreq.Header.Set("Authorization", cfg.auth.value())
 	}
 	start := time.Now()
-	res, err = cfg.httpClient.Do(hreq)
+	res, err := cfg.httpClient.Do(hreq)
 	if cfg.logger != nil {
-		logAttempt(ctx, cfg.logger, req.path, res, err, time.Since(start))
+		logAttempt(ctx, cfg.logger, req.path, attempt, res, err, time.Since(start))
 	}
-	return res, reached, err
+	return res, conn, err
 }
 
-func logAttempt(ctx context.Context, l *slog.Logger, path string, res *http.Response, err error, d time.Duration) {
+func logAttempt(ctx context.Context, l *slog.Logger, path string, attempt int, res *http.Response, err error, d time.Duration) {
 	attrs := []slog.Attr{
 		slog.String("method", http.MethodPost),
 		slog.String("path", path),
+		slog.Int("attempt", attempt),
 		slog.Duration("duration", d),
 	}
 	level := slog.LevelDebug
@@ -382,13 +478,14 @@ func readAPIError(res *http.Response) *APIError {
 	return newAPIError(res.StatusCode, res.Header, body)
 }
 
-// retryWait decides whether a failed attempt is retried and after how long. Connections never
-// made are retried; of the responses, only 429, 502, 503 and 504.
-func retryWait(cfg *config, attempt int, reached bool, apiErr *APIError) (time.Duration, bool) {
+// retryWait decides whether a failed attempt is retried and after how long. A transport error
+// is retried only when the request certainly never reached the server; of the responses, only
+// 429, 502, 503 and 504 are.
+func retryWait(cfg *config, attempt int, conn *connTrace, err error, apiErr *APIError) (time.Duration, bool) {
 	switch {
-	case apiErr == nil && !reached:
-	case apiErr == nil:
+	case apiErr == nil && !conn.neverSent(err):
 		return 0, false
+	case apiErr == nil:
 	case apiErr.StatusCode == http.StatusTooManyRequests, apiErr.StatusCode == http.StatusBadGateway,
 		apiErr.StatusCode == http.StatusServiceUnavailable, apiErr.StatusCode == http.StatusGatewayTimeout:
 		if apiErr.RetryAfter > maxRetryAfter {
@@ -424,10 +521,12 @@ func parseRetryAfter(v string, now time.Time) (time.Duration, bool) {
 		return 0, false
 	}
 	if secs, err := strconv.ParseFloat(v, 64); err == nil {
-		if secs < 0 || secs > 1e6 {
+		if secs < 0 || math.IsNaN(secs) {
 			return 0, false
 		}
-		return time.Duration(secs * float64(time.Second)), true
+		// Clamp absurd values instead of ignoring them: a server asking for a very long wait
+		// must not be retried sooner.
+		return time.Duration(min(secs, 1e9) * float64(time.Second)), true
 	}
 	if t, err := http.ParseTime(v); err == nil {
 		return max(t.Sub(now), 0), true

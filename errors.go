@@ -128,20 +128,19 @@ func invalid(field, format string, args ...any) *ValidationError {
 // newAPIError builds the APIError for a non-2xx response whose body (already capped) is body.
 func newAPIError(status int, header http.Header, body []byte) *APIError {
 	e := &APIError{StatusCode: status, Body: string(body)}
-	e.setText(errorText(header.Get("Content-Type"), body))
+	e.Code, e.Message = errorText(header.Get("Content-Type"), body)
 	if ra, ok := parseRetryAfter(header.Get("Retry-After"), time.Now()); ok {
 		e.RetryAfter = ra
 	}
 	return e
 }
 
-// setText files the server's error text as a Code when it looks like one, else as a Message.
-func (e *APIError) setText(s string) {
+// splitText files an error text as a code when it looks like one, else as a message.
+func splitText(s string) (code, message string) {
 	if isErrorCode(s) {
-		e.Code = s
-	} else {
-		e.Message = s
+		return s, ""
 	}
+	return "", s
 }
 
 // isErrorCode reports whether s looks like a machine code: "USAGE_LIMIT", "NOT_FOUND".
@@ -157,56 +156,77 @@ func isErrorCode(s string) bool {
 	return true
 }
 
-// errorText extracts the error text from an error body in any of the forms the API and the
-// proxies in front of it use: JSON {"error": ...}, an SSE "data: [ERROR]..." frame, HTML, or
-// plain text.
-func errorText(contentType string, body []byte) string {
+// errorText extracts the error code and message from an error body in any of the forms the API
+// and the proxies in front of it use: JSON {"error": ...}, an SSE "data: [ERROR]..." frame, HTML,
+// or plain text.
+func errorText(contentType string, body []byte) (code, message string) {
 	body = bytes.TrimSpace(body)
 	if len(body) == 0 {
-		return ""
+		return "", ""
 	}
 	if body[0] == '{' {
-		if s, ok := jsonErrorText(body); ok {
-			return s
+		if code, message, ok := jsonErrorText(body); ok {
+			return code, message
 		}
 	}
 	if s, ok := sseErrorText(body); ok {
-		return s
+		return splitText(s)
 	}
 	if strings.Contains(contentType, "html") || bytes.HasPrefix(body, []byte("<")) {
-		return htmlText(body)
+		return "", htmlText(body)
 	}
-	return shorten(string(body), 300)
+	return "", shorten(string(body), 300)
 }
 
-// jsonErrorText reads {"error": "X"}, {"error": {"code": .., "message": ..}} and {"message": ..}.
-func jsonErrorText(body []byte) (string, bool) {
+// jsonErrorText reads {"error": "X"}, {"error": {"code": .., "message": ..}} and
+// {"code": .., "message": ..}. A JSON object in none of these forms is shown as it came.
+func jsonErrorText(body []byte) (code, message string, ok bool) {
 	var v struct {
 		Error   json.RawMessage `json:"error"`
-		Message string          `json:"message"`
-		Code    string          `json:"code"`
+		Message json.RawMessage `json:"message"`
+		Code    json.RawMessage `json:"code"`
 	}
 	if json.Unmarshal(body, &v) != nil {
-		return "", false
+		return "", "", false
 	}
 	var s string
 	if len(v.Error) > 0 && json.Unmarshal(v.Error, &s) == nil && s != "" {
-		return s, true
+		code, message = splitText(s)
+		if m := jsonString(v.Message); m != "" && m != s {
+			message = firstNonEmpty(message, m)
+		}
+		return code, message, true
 	}
 	var obj struct {
-		Code    string `json:"code"`
-		Type    string `json:"type"`
-		Message string `json:"message"`
+		Code    json.RawMessage `json:"code"`
+		Type    json.RawMessage `json:"type"`
+		Message json.RawMessage `json:"message"`
 	}
 	if len(v.Error) > 0 && json.Unmarshal(v.Error, &obj) == nil {
-		if t := firstNonEmpty(obj.Code, obj.Type, obj.Message); t != "" {
-			return t, true
+		code = firstNonEmpty(jsonString(obj.Code), jsonString(obj.Type))
+		message = jsonString(obj.Message)
+		if code != "" || message != "" {
+			return code, message, true
 		}
 	}
-	if t := firstNonEmpty(v.Code, v.Message); t != "" {
-		return t, true
+	code, message = jsonString(v.Code), jsonString(v.Message)
+	if code != "" || message != "" {
+		return code, message, true
 	}
-	return shorten(string(body), 300), true
+	return "", shorten(string(body), 300), true
+}
+
+// jsonString returns a JSON string or number as text, "" for anything else.
+func jsonString(raw json.RawMessage) string {
+	var s string
+	if json.Unmarshal(raw, &s) == nil {
+		return strings.TrimSpace(s)
+	}
+	var n json.Number
+	if json.Unmarshal(raw, &n) == nil {
+		return n.String()
+	}
+	return ""
 }
 
 // sseErrorText finds the "[ERROR]X" payload of an SSE frame sent as an error body.

@@ -139,6 +139,11 @@ func validateAgentID(id string) error {
 	if strings.IndexFunc(id, unicode.IsControl) >= 0 || !utf8.ValidString(id) {
 		return invalid("agentID", "%q contains control characters or invalid UTF-8", id)
 	}
+	if id == "." || id == ".." {
+		// Path escaping leaves dot segments as they are, and servers resolve them: the
+		// request would reach another endpoint.
+		return invalid("agentID", "%q is not an agent ID", id)
+	}
 	return nil
 }
 
@@ -174,7 +179,7 @@ func validateConversationID(id string) error {
 // validateHTTPURL checks that s is an absolute http or https URL.
 func validateHTTPURL(field, s string) error {
 	u, err := url.Parse(s)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Hostname() == "" {
 		return invalid(field, "%q is not an absolute http or https URL", s)
 	}
 	return nil
