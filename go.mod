@@ -3,7 +3,7 @@ module github.com/laburen/laburen-go
 go 1.24
 
 require (
-	github.com/google/go-querystring v1.2.0 // indirect
+	github.com/google/go-querystring v1.2.0
 	github.com/jarcoal/httpmock v1.4.2 // indirect
 	github.com/stretchr/testify v1.12.1 // indirect
 	github.com/tmaxmax/go-sse v0.11.0 // indirect

@@ -199,7 +199,10 @@ type AgentQueryRequest struct {
 }
 
 // QueryResponse is the agent's answer to a query. Every field may be missing from the server's
-// JSON; Raw keeps the whole object, including fields the SDK does not model.
+// JSON; Raw keeps the whole object, including fields the SDK does not model. When the agent is
+// in conversational mode and the request had a webhookUrl, the server queues the query instead
+// of answering: Queued then reports true, the queued fields (InputMessageID, Message,
+// WebhookURL) are set and the answer comes later by webhook (see Client.QueryAsync).
 type QueryResponse struct {
 	// Answer is the agent's reply. It is empty when AI is off for the conversation or when a
 	// tool waits for approval.
@@ -222,9 +225,19 @@ type QueryResponse struct {
 	Status ConversationStatus `json:"status"`
 	// Metadata is the server's free-form metadata, raw.
 	Metadata json.RawMessage `json:"metadata,omitempty"`
+	// InputMessageID identifies the user's message of a queued query.
+	InputMessageID string `json:"inputMessageId,omitempty"`
+	// Message is the server's note on a queued query.
+	Message string `json:"message,omitempty"`
+	// WebhookURL is where the answer to a queued query will be POSTed.
+	WebhookURL string `json:"webhookUrl,omitempty"`
 	// Raw is the response object exactly as received.
 	Raw json.RawMessage `json:"-"`
 }
+
+// Queued reports whether the server queued the query instead of answering it (Status is
+// StatusQueued): the answer will be POSTed to the query's webhook URL.
+func (r *QueryResponse) Queued() bool { return r != nil && r.Status == StatusQueued }
 
 // UnmarshalJSON decodes the response and keeps the raw object in Raw.
 func (r *QueryResponse) UnmarshalJSON(b []byte) error {

@@ -1,0 +1,896 @@
+package laburen
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"net/http"
+	"net/url"
+	"runtime/debug"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/google/go-querystring/query"
+)
+
+// Conversational mode: an agent that has it on answers a query later, by a POST to the
+// query's webhookUrl. QueryAsync sends such a query; NewWebhookHandler (or ParseWebhook)
+// receives the answer; SignWebhookURL makes the URL that only Laburen can have been given.
+
+const (
+	// WebhookEventAgentResponse is the event Laburen sends with an agent's answer to a queued
+	// query. It is the only event the API documents.
+	WebhookEventAgentResponse = "agent.response"
+	// WebhookEventHeader is the request header that names a webhook's event.
+	WebhookEventHeader = "X-Laburen-Event"
+	// WebhookSignatureParam is the query parameter that carries the signature SignWebhookURL
+	// adds to a webhook URL. The caller's own parameters must not use this name.
+	WebhookSignatureParam = "laburen_sig"
+	// DefaultWebhookMaxBodySize is the largest webhook body accepted unless
+	// WithWebhookMaxBodySize sets another: 1 MiB.
+	DefaultWebhookMaxBodySize = 1 << 20
+	// MinWebhookSecretSize is the shortest secret SignWebhookURL and WithWebhookSecret accept,
+	// in bytes. Use 32 random bytes.
+	MinWebhookSecretSize = 16
+)
+
+// StatusQueued is the Status of a query that the server queued instead of answering
+// (conversational mode): the answer arrives later at the query's webhook URL.
+const StatusQueued ConversationStatus = "queued"
+
+// QueuedResponse is the server's reply to QueryAsync. Normally the query was queued: Status
+// is StatusQueued and the answer will arrive by webhook. When the agent does not have
+// conversational mode on, the server answers at once instead; the answer is then in Answer,
+// and nothing the server sent is lost.
+type QueuedResponse struct {
+	// Status is StatusQueued when the query was queued; otherwise the conversation's status
+	// after the immediate Answer.
+	Status ConversationStatus `json:"status"`
+	// ConversationID identifies the conversation; the webhook delivery carries it too.
+	ConversationID string `json:"conversationId"`
+	// VisitorID identifies the end user.
+	VisitorID string `json:"visitorId"`
+	// InputMessageID identifies the user's message that was queued.
+	InputMessageID string `json:"inputMessageId"`
+	// Message is the server's human-readable note on the queued query.
+	Message string `json:"message"`
+	// WebhookURL is the URL the answer will be POSTed to, as the server recorded it.
+	WebhookURL string `json:"webhookUrl"`
+	// Answer is the agent's answer when the server answered at once instead of queueing the
+	// query (conversational mode off for the agent); nil when the query was queued.
+	Answer *QueryResponse `json:"-"`
+	// Raw is the response object exactly as received.
+	Raw json.RawMessage `json:"-"`
+}
+
+// Queued reports whether the query was queued, its answer to come by webhook. It is false when
+// the server answered at once; the answer is then in Answer.
+func (q *QueuedResponse) Queued() bool { return q != nil && q.Answer == nil }
+
+// QueryAsync sends a user's message to an agent in conversational mode: the server queues it
+// and POSTs the answer later to req.WebhookURL, which is required (a *ValidationError
+// otherwise). Build that URL with SignWebhookURL and receive the answer with
+// NewWebhookHandler. Like Query it is not retried once the request has reached the server.
+//
+// If the agent answers at once instead (conversational mode off), the answer is in the
+// returned QueuedResponse's Answer and no webhook will follow.
+func (c *Client) QueryAsync(ctx context.Context, agentID string, req QueryRequest, opts ...Option) (*QueuedResponse, error) {
+	op := "async query agent " + strconv.Quote(agentID)
+	if strings.TrimSpace(req.WebhookURL) == "" {
+		return nil, opError(op, invalid("webhookUrl", "is empty; QueryAsync needs the URL the answer is POSTed to (see SignWebhookURL)"))
+	}
+	cfg, r, err := c.queryRequest(agentID, &req, false, opts)
+	if err != nil {
+		return nil, opError(op, err)
+	}
+	// One decode covers both replies: QueryResponse has the queued fields too.
+	var res QueryResponse
+	if err := c.call(ctx, cfg, r, &res); err != nil {
+		return nil, opError(op, err)
+	}
+	q := &QueuedResponse{
+		Status:         res.Status,
+		ConversationID: res.ConversationID,
+		VisitorID:      res.VisitorID,
+		InputMessageID: res.InputMessageID,
+		Message:        res.Message,
+		WebhookURL:     res.WebhookURL,
+		Raw:            res.Raw,
+	}
+	if !res.Queued() {
+		q.Answer = &res
+	}
+	return q, nil
+}
+
+// Errors ParseWebhook returns, each matched with errors.Is. WebhookErrorStatus maps them to the
+// HTTP status NewWebhookHandler answers.
+var (
+	// ErrWebhookMethod: the request is not a POST (405).
+	ErrWebhookMethod = errors.New("laburen: webhook: method not allowed")
+	// ErrWebhookUnsigned: a secret is configured and the URL carries no signature (401).
+	ErrWebhookUnsigned = errors.New("laburen: webhook: URL not signed")
+	// ErrWebhookBadSignature: a secret is configured and the URL's signature does not match
+	// its path and query under any of the secrets: it was altered, or signed with another
+	// secret (401).
+	ErrWebhookBadSignature = errors.New("laburen: webhook: bad signature")
+	// ErrWebhookTooLarge: the body exceeds the size cap (413).
+	ErrWebhookTooLarge = errors.New("laburen: webhook: body too large")
+	// ErrWebhookMalformed: the body is empty, not JSON, or an agent.response whose fields
+	// have the wrong types (400).
+	ErrWebhookMalformed = errors.New("laburen: webhook: malformed body")
+)
+
+// webhookError is an error of ParseWebhook: it matches its sentinel class and wraps its cause.
+type webhookError struct {
+	class error
+	msg   string
+	cause error
+}
+
+func (e *webhookError) Error() string {
+	s := "laburen: parse webhook: " + e.msg
+	if e.cause != nil {
+		s += ": " + e.cause.Error()
+	}
+	return s
+}
+
+func (e *webhookError) Unwrap() []error {
+	if e.cause == nil {
+		return []error{e.class}
+	}
+	return []error{e.class, e.cause}
+}
+
+func webhookErr(class error, cause error, format string, args ...any) error {
+	return &webhookError{class: class, msg: fmt.Sprintf(format, args...), cause: cause}
+}
+
+// WebhookErrorStatus returns the HTTP status NewWebhookHandler answers for an error returned by
+// ParseWebhook: 405, 401, 413 or 400 for the errors above, 500 for any other (such as a bad
+// option), and 200 for nil. Use it in a handler of your own built on ParseWebhook.
+func WebhookErrorStatus(err error) int {
+	switch {
+	case err == nil:
+		return http.StatusOK
+	case errors.Is(err, ErrWebhookMethod):
+		return http.StatusMethodNotAllowed
+	case errors.Is(err, ErrWebhookUnsigned), errors.Is(err, ErrWebhookBadSignature):
+		return http.StatusUnauthorized
+	case errors.Is(err, ErrWebhookTooLarge):
+		return http.StatusRequestEntityTooLarge
+	case errors.Is(err, ErrWebhookMalformed):
+		return http.StatusBadRequest
+	}
+	return http.StatusInternalServerError
+}
+
+// WebhookEvent is one webhook delivery from Laburen.
+type WebhookEvent struct {
+	// Name is the event, from the X-Laburen-Event header: WebhookEventAgentResponse, or an
+	// event the SDK does not know (its body is then only in Body). A delivery without the
+	// header whose body has the agent.response shape (a JSON object with "messages" or
+	// "agentResponse") is taken as agent.response, the only event the API documents; Header
+	// then has no X-Laburen-Event. Without the header and that shape, Name is empty.
+	Name string
+	// ConversationID is the conversation the answer belongs to (agent.response): the body's
+	// conversationId, or the agentResponse's when the body has none.
+	ConversationID string
+	// Messages is the answer split into chat messages, to send to the user in this order
+	// (agent.response).
+	Messages []WebhookMessage
+	// AgentResponse is the full answer, as Query returns it (agent.response); nil when the
+	// body has none.
+	AgentResponse *QueryResponse
+	// Params are the query parameters of the webhook URL, verified against the signature
+	// (which is removed): the values given to SignWebhookURL. Nil when no secret is
+	// configured, since unverified values cannot be trusted.
+	Params url.Values
+	// Header is the request's header.
+	Header http.Header
+	// Body is the request body exactly as received, for every event. It is valid JSON.
+	Body json.RawMessage
+}
+
+// WebhookMessage is one chat message of an agent's answer.
+type WebhookMessage struct {
+	// Text is the message's text.
+	Text string `json:"text"`
+	// Raw is the item exactly as received, with any field the SDK does not model.
+	Raw json.RawMessage `json:"-"`
+}
+
+// UnmarshalJSON decodes the message and keeps the raw item in Raw.
+func (m *WebhookMessage) UnmarshalJSON(b []byte) error {
+	type plain WebhookMessage
+	if err := json.Unmarshal(b, (*plain)(m)); err != nil {
+		return err
+	}
+	m.Raw = slices.Clone(b)
+	return nil
+}
+
+// DeliveryKey identifies the delivery for deduplication: the event name and the answer's
+// messageId when the body has one, otherwise a SHA-256 hash of the event name and the body. Two
+// deliveries of the same answer have the same key.
+func (e *WebhookEvent) DeliveryKey() string {
+	if e.AgentResponse != nil && e.AgentResponse.MessageID != "" {
+		return e.Name + ":" + e.AgentResponse.MessageID
+	}
+	h := sha256.New()
+	io.WriteString(h, e.Name)
+	h.Write([]byte{0})
+	h.Write(e.Body)
+	return e.Name + ":sha256:" + hex.EncodeToString(h.Sum(nil))
+}
+
+// String describes the event briefly, without its body, header or parameters, so that logging
+// an event with %v prints neither messages nor anything a header may carry.
+func (e *WebhookEvent) String() string {
+	if e == nil {
+		return "laburen.WebhookEvent(nil)"
+	}
+	return fmt.Sprintf("laburen.WebhookEvent{name: %q, conversationId: %q, messages: %d, body: %d bytes}",
+		e.Name, e.ConversationID, len(e.Messages), len(e.Body))
+}
+
+// GoString is String, for %#v.
+func (e *WebhookEvent) GoString() string { return e.String() }
+
+// webhookConfig is what the webhook options set.
+type webhookConfig struct {
+	secrets   [][]byte
+	maxBody   int64
+	dedup     WebhookDeduplicator
+	logger    *slog.Logger
+	loggerSet bool
+}
+
+// WebhookOption configures ParseWebhook and NewWebhookHandler. It is not a client Option: the
+// receiving side has its own settings.
+type WebhookOption func(*webhookConfig) error
+
+// WithWebhookSecret makes the receiver verify the signature SignWebhookURL put in the webhook
+// URL, and refuse unsigned or altered URLs (401 from the handler, ErrWebhookUnsigned or
+// ErrWebhookBadSignature from ParseWebhook). A URL signed with any of the secrets is accepted:
+// to rotate, sign new URLs with the new secret and accept both until the queries sent with the
+// old one are answered. Each secret must be at least MinWebhookSecretSize bytes; the option
+// copies them.
+func WithWebhookSecret(secrets ...[]byte) WebhookOption {
+	return func(c *webhookConfig) error {
+		if len(secrets) == 0 {
+			return errors.New("WithWebhookSecret: no secret given")
+		}
+		for i, s := range secrets {
+			if err := checkSecret(s); err != nil {
+				return fmt.Errorf("WithWebhookSecret: secret %d %w", i, err)
+			}
+			c.secrets = append(c.secrets, slices.Clone(s))
+		}
+		return nil
+	}
+}
+
+func checkSecret(s []byte) error {
+	if len(s) < MinWebhookSecretSize {
+		return fmt.Errorf("is shorter than %d bytes", MinWebhookSecretSize)
+	}
+	return nil
+}
+
+// WithWebhookMaxBodySize caps the body a delivery may have (default DefaultWebhookMaxBodySize);
+// a larger one is refused with 413 without being read past the cap.
+func WithWebhookMaxBodySize(n int64) WebhookOption {
+	return func(c *webhookConfig) error {
+		if n < 1 {
+			return fmt.Errorf("WithWebhookMaxBodySize: %d is not positive", n)
+		}
+		c.maxBody = n
+		return nil
+	}
+}
+
+// WithWebhookDeduplicator makes NewWebhookHandler pass each delivery to fn only once: see
+// WebhookDeduplicator. A nil d turns deduplication off (the default). ParseWebhook ignores it.
+func WithWebhookDeduplicator(d WebhookDeduplicator) WebhookOption {
+	return func(c *webhookConfig) error {
+		c.dedup = d
+		return nil
+	}
+}
+
+// WithWebhookLogger sets where NewWebhookHandler logs refused deliveries (Warn), failed and
+// panicking handler functions (Error, with the stack of a panic) and duplicates (Debug). The
+// default is slog.Default() at the time of each log; a nil logger turns logging off. The URL's
+// query (which carries the signature) is never logged, only its path.
+func WithWebhookLogger(l *slog.Logger) WebhookOption {
+	return func(c *webhookConfig) error {
+		c.logger = l
+		c.loggerSet = true
+		return nil
+	}
+}
+
+func newWebhookConfig(opts []WebhookOption) (*webhookConfig, error) {
+	cfg := &webhookConfig{maxBody: DefaultWebhookMaxBodySize}
+	for _, opt := range opts {
+		if err := opt(cfg); err != nil {
+			return nil, err
+		}
+	}
+	return cfg, nil
+}
+
+// ParseWebhook reads and checks one webhook delivery: the method must be POST; with
+// WithWebhookSecret the URL must carry a valid signature (checked before the body is read);
+// the body must be JSON within the size cap. An agent.response is decoded into the event's
+// ConversationID, Messages and AgentResponse; any other event is returned with its Name and
+// Body. It reads r.Body; the caller answers the request (see WebhookErrorStatus).
+func ParseWebhook(r *http.Request, opts ...WebhookOption) (*WebhookEvent, error) {
+	cfg, err := newWebhookConfig(opts)
+	if err != nil {
+		return nil, opError("parse webhook", err)
+	}
+	return parseWebhook(r, cfg)
+}
+
+func parseWebhook(r *http.Request, cfg *webhookConfig) (*WebhookEvent, error) {
+	if r.Method != http.MethodPost {
+		return nil, webhookErr(ErrWebhookMethod, nil, "method %s: Laburen sends POST", strconv.Quote(r.Method))
+	}
+	var params url.Values
+	if len(cfg.secrets) > 0 {
+		p, err := verifyWebhookURL(r, cfg.secrets)
+		if err != nil {
+			return nil, err
+		}
+		params = p
+	}
+	body, err := readWebhookBody(r, cfg.maxBody)
+	if err != nil {
+		return nil, err
+	}
+	ev := &WebhookEvent{
+		Name:   strings.TrimSpace(r.Header.Get(WebhookEventHeader)),
+		Params: params,
+		Header: r.Header.Clone(),
+		Body:   body,
+	}
+	if err := ev.decode(); err != nil {
+		return nil, err
+	}
+	return ev, nil
+}
+
+// readWebhookBody reads the whole body, refusing one past max bytes.
+func readWebhookBody(r *http.Request, max int64) ([]byte, error) {
+	if r.ContentLength > max {
+		return nil, webhookErr(ErrWebhookTooLarge, nil, "body of %d bytes exceeds %d", r.ContentLength, max)
+	}
+	if r.Body == nil {
+		return nil, webhookErr(ErrWebhookMalformed, nil, "body is empty")
+	}
+	limit := max
+	if limit < math.MaxInt64 {
+		limit++
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, limit))
+	if err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			return nil, webhookErr(ErrWebhookTooLarge, err, "read body")
+		}
+		return nil, webhookErr(ErrWebhookMalformed, err, "read body")
+	}
+	if int64(len(body)) > max {
+		return nil, webhookErr(ErrWebhookTooLarge, nil, "body exceeds %d bytes", max)
+	}
+	return body, nil
+}
+
+// decode checks the body and fills the fields of a known event.
+func (e *WebhookEvent) decode() error {
+	body := bytes.TrimSpace(e.Body)
+	if len(body) == 0 {
+		return webhookErr(ErrWebhookMalformed, nil, "body is empty")
+	}
+	if !json.Valid(body) {
+		return webhookErr(ErrWebhookMalformed, nil, "body is not JSON")
+	}
+	switch {
+	case strings.EqualFold(e.Name, WebhookEventAgentResponse):
+		e.Name = WebhookEventAgentResponse
+	case e.Name == "" && hasAgentResponseShape(body):
+		e.Name = WebhookEventAgentResponse
+	default:
+		return nil // an event the SDK does not know: Name and Body are all it has
+	}
+	if body[0] != '{' {
+		return webhookErr(ErrWebhookMalformed, nil, "%s body is not a JSON object", WebhookEventAgentResponse)
+	}
+	var p struct {
+		ConversationID string           `json:"conversationId"`
+		Messages       []WebhookMessage `json:"messages"`
+		AgentResponse  *QueryResponse   `json:"agentResponse"`
+	}
+	if err := json.Unmarshal(body, &p); err != nil {
+		return webhookErr(ErrWebhookMalformed, err, "decode %s", WebhookEventAgentResponse)
+	}
+	e.ConversationID, e.Messages, e.AgentResponse = p.ConversationID, p.Messages, p.AgentResponse
+	if e.ConversationID == "" && e.AgentResponse != nil {
+		e.ConversationID = e.AgentResponse.ConversationID
+	}
+	return nil
+}
+
+// hasAgentResponseShape reports whether body is a JSON object with a "messages" or an
+// "agentResponse" key.
+func hasAgentResponseShape(body []byte) bool {
+	if body[0] != '{' {
+		return false
+	}
+	var keys map[string]json.RawMessage
+	if json.Unmarshal(body, &keys) != nil {
+		return false
+	}
+	_, messages := keys["messages"]
+	_, response := keys["agentResponse"]
+	return messages || response
+}
+
+// SignWebhookURL returns base with the caller's params and a signature added to its query: the
+// URL to pass as QueryRequest.WebhookURL. params is nil, a url.Values, or a struct (or pointer
+// to one) whose fields have `url` tags, encoded by github.com/google/go-querystring:
+//
+//	type hookParams struct {
+//		Tenant string `url:"tenant"`
+//		Order  int    `url:"order,omitempty"`
+//	}
+//
+// The signature is an HMAC-SHA256 under secret of the URL's path and its whole query (base's
+// own parameters included) in canonical form, not of the scheme or host, which proxies
+// rewrite. A receiver configured with WithWebhookSecret(secret) accepts only URLs signed this
+// way and finds the parameters, verified, in WebhookEvent.Params. The path must reach the
+// receiver as it is in base: a proxy that rewrites it breaks the signature.
+//
+// The signed URL is a credential: whoever has it can post to the receiver, so keep it out of
+// logs. An empty or short secret (under MinWebhookSecretSize bytes), a base that is not an
+// absolute http or https URL or that has a fragment, and a parameter named
+// WebhookSignatureParam or present both in base and in params are refused with a
+// *ValidationError.
+func SignWebhookURL(base string, params any, secret []byte) (string, error) {
+	const op = "sign webhook URL"
+	if err := checkSecret(secret); err != nil {
+		return "", opError(op, invalid("secret", "%v", err))
+	}
+	u, err := url.Parse(base)
+	if err != nil {
+		var uerr *url.Error
+		if errors.As(err, &uerr) {
+			err = uerr.Err // url.Error repeats the URL, which may hold a password
+		}
+		return "", opError(op, invalid("base", "is not a URL: %v", err))
+	}
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return "", opError(op, invalid("base", "%q is not an absolute http or https URL", u.Redacted()))
+	}
+	if u.Fragment != "" || u.RawFragment != "" {
+		return "", opError(op, invalid("base", "%q has a fragment, which is never sent to the receiver", u.Redacted()))
+	}
+	values, err := url.ParseQuery(u.RawQuery)
+	if err != nil {
+		return "", opError(op, invalid("base", "query: %v", err))
+	}
+	if values.Has(WebhookSignatureParam) {
+		return "", opError(op, invalid("base", "already has a %s parameter", WebhookSignatureParam))
+	}
+	extra, err := encodeWebhookParams(params)
+	if err != nil {
+		return "", opError(op, err)
+	}
+	for k, vs := range extra {
+		switch {
+		case k == WebhookSignatureParam:
+			return "", opError(op, invalid("params", "%q is the signature's parameter name", k))
+		case values.Has(k):
+			return "", opError(op, invalid("params", "%q is also a parameter of the base URL", k))
+		}
+		values[k] = vs
+	}
+	if u.Path == "" {
+		u.Path, u.RawPath = "/", ""
+	}
+	canonical := values.Encode() // sorted by key, every part escaped
+	sig := base64.RawURLEncoding.EncodeToString(webhookMAC(secret, canonicalPath(u.EscapedPath()), canonical))
+	if canonical != "" {
+		canonical += "&"
+	}
+	u.RawQuery = canonical + WebhookSignatureParam + "=" + sig
+	u.ForceQuery = false
+	return u.String(), nil
+}
+
+// encodeWebhookParams turns SignWebhookURL's params into URL values.
+func encodeWebhookParams(params any) (url.Values, error) {
+	switch p := params.(type) {
+	case nil:
+		return nil, nil
+	case url.Values:
+		return p, nil
+	}
+	values, err := query.Values(params)
+	if err != nil {
+		return nil, invalid("params", "%v", err)
+	}
+	return values, nil
+}
+
+// webhookMAC is the signature of a webhook URL's canonical path and query under secret.
+func webhookMAC(secret []byte, path, canonicalQuery string) []byte {
+	m := hmac.New(sha256.New, secret)
+	io.WriteString(m, "laburen-webhook-url-v1\n")
+	io.WriteString(m, path)
+	io.WriteString(m, "\n")
+	io.WriteString(m, canonicalQuery)
+	return m.Sum(nil)
+}
+
+// canonicalPath re-escapes each segment of an escaped path the same way, so that equivalent
+// escapings ("%7E" and "~") sign alike while an escaped slash stays distinct from a slash.
+func canonicalPath(escaped string) string {
+	if escaped == "" {
+		return "/"
+	}
+	segments := strings.Split(escaped, "/")
+	for i, s := range segments {
+		if u, err := url.PathUnescape(s); err == nil {
+			segments[i] = url.PathEscape(u)
+		}
+	}
+	return strings.Join(segments, "/")
+}
+
+// requestTarget returns the escaped path and the raw query the sender asked for. It reads the
+// request line (RequestURI), which middlewares such as http.StripPrefix leave alone, and falls
+// back on r.URL for requests made in code.
+func requestTarget(r *http.Request) (path, rawQuery string) {
+	if r.RequestURI != "" {
+		if u, err := url.ParseRequestURI(r.RequestURI); err == nil {
+			return u.EscapedPath(), u.RawQuery
+		}
+	}
+	if r.URL == nil {
+		return "/", ""
+	}
+	return r.URL.EscapedPath(), r.URL.RawQuery
+}
+
+// verifyWebhookURL checks the signature of the request's URL under any of secrets and returns
+// the verified query parameters without the signature.
+func verifyWebhookURL(r *http.Request, secrets [][]byte) (url.Values, error) {
+	path, rawQuery := requestTarget(r)
+	values, perr := url.ParseQuery(rawQuery)
+	sigs, signed := values[WebhookSignatureParam]
+	switch {
+	case !signed:
+		return nil, webhookErr(ErrWebhookUnsigned, nil, "URL has no %s parameter", WebhookSignatureParam)
+	case perr != nil:
+		return nil, webhookErr(ErrWebhookBadSignature, nil, "URL query does not parse")
+	case len(sigs) != 1:
+		return nil, webhookErr(ErrWebhookBadSignature, nil, "URL has %d %s parameters", len(sigs), WebhookSignatureParam)
+	}
+	got, err := base64.RawURLEncoding.Strict().DecodeString(sigs[0])
+	if err != nil || len(got) != sha256.Size {
+		return nil, webhookErr(ErrWebhookBadSignature, nil, "signature is not an encoded HMAC-SHA256")
+	}
+	delete(values, WebhookSignatureParam)
+	canonical := values.Encode()
+	path = canonicalPath(path)
+	for _, secret := range secrets {
+		if hmac.Equal(got, webhookMAC(secret, path, canonical)) {
+			return values, nil
+		}
+	}
+	return nil, webhookErr(ErrWebhookBadSignature, nil, "signature does not match the URL's path and query under any configured secret")
+}
+
+// DedupStatus is the answer of WebhookDeduplicator.Claim.
+type DedupStatus int
+
+// The answers of WebhookDeduplicator.Claim. The zero value is none of them: a Claim that
+// returns it without an error is a bug the handler reports as a failure.
+const (
+	// DedupClaimed: the key is new; the caller handles the delivery, then calls Done or
+	// Release.
+	DedupClaimed DedupStatus = iota + 1
+	// DedupDone: a delivery with this key was handled already.
+	DedupDone
+	// DedupInFlight: a delivery with this key is being handled right now.
+	DedupInFlight
+)
+
+// String returns the status's name.
+func (s DedupStatus) String() string {
+	switch s {
+	case DedupClaimed:
+		return "claimed"
+	case DedupDone:
+		return "done"
+	case DedupInFlight:
+		return "in flight"
+	}
+	return "DedupStatus(" + strconv.Itoa(int(s)) + ")"
+}
+
+// WebhookDeduplicator remembers which deliveries were handled, so that NewWebhookHandler passes
+// each to its function once even when Laburen delivers it twice, concurrently or later. Keys
+// come from WebhookEvent.DeliveryKey. A key goes through two states: claimed (being handled)
+// and done (handled). The handler calls Claim before fn; when fn succeeds it calls Done, and
+// when fn fails or panics it calls Release, so that a redelivery is handled.
+//
+// The handler answers a delivery whose key is done with 200 without calling fn, and one whose
+// key is claimed by a delivery still being handled with 503 and Retry-After: 1, since the first
+// may yet fail: a 200 would then lose the answer.
+//
+// Implementations must be safe for concurrent use. MemoryDeduplicator serves one process. For
+// several replicas use a shared store, for example Redis:
+//
+//   - Claim: SET key "claimed" NX PX <longest fn run>; OK means DedupClaimed; otherwise GET
+//     key: "done" means DedupDone, anything else DedupInFlight. The expiry frees a claim whose
+//     process died.
+//   - Done: SET key "done" PX <how long redeliveries can come, such as a day>.
+//   - Release: DEL key when its value is still "claimed" (a small Lua script).
+//
+// or SQL: a table (key primary key, state, updated_at); Claim is INSERT ... ON CONFLICT DO
+// NOTHING (or an UPDATE that takes over a claim older than a timeout), then a SELECT of the
+// state; Done updates the state; Release deletes the claimed row.
+type WebhookDeduplicator interface {
+	// Claim claims key for a delivery about to be handled, unless it is done or claimed.
+	Claim(ctx context.Context, key string) (DedupStatus, error)
+	// Done records that the delivery claimed under key was handled.
+	Done(ctx context.Context, key string) error
+	// Release drops the claim on key after the delivery failed, so that a redelivery is
+	// handled.
+	Release(ctx context.Context, key string) error
+}
+
+// DefaultDedupCapacity is the capacity NewMemoryDeduplicator uses when given none.
+const DefaultDedupCapacity = 10000
+
+// MemoryDeduplicator is a WebhookDeduplicator for a single process. It remembers the keys of
+// the last capacity handled deliveries (the oldest is forgotten first) and every claim in
+// flight. It is safe for concurrent use.
+type MemoryDeduplicator struct {
+	mu       sync.Mutex
+	capacity int
+	claimed  map[string]struct{}
+	done     map[string]struct{}
+	order    []string // done keys, a ring once full: order[next] is the oldest
+	next     int
+}
+
+var _ WebhookDeduplicator = (*MemoryDeduplicator)(nil)
+
+// NewMemoryDeduplicator returns a MemoryDeduplicator that remembers up to capacity handled
+// deliveries (DefaultDedupCapacity when capacity < 1). Choose it larger than the number of
+// answers that can arrive while Laburen may still redeliver one.
+func NewMemoryDeduplicator(capacity int) *MemoryDeduplicator {
+	if capacity < 1 {
+		capacity = DefaultDedupCapacity
+	}
+	return &MemoryDeduplicator{
+		capacity: capacity,
+		claimed:  map[string]struct{}{},
+		done:     map[string]struct{}{},
+	}
+}
+
+// Claim claims key unless it is done or already claimed. It never fails.
+func (d *MemoryDeduplicator) Claim(_ context.Context, key string) (DedupStatus, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if _, ok := d.done[key]; ok {
+		return DedupDone, nil
+	}
+	if _, ok := d.claimed[key]; ok {
+		return DedupInFlight, nil
+	}
+	d.claimed[key] = struct{}{}
+	return DedupClaimed, nil
+}
+
+// Done records key as handled, forgetting the oldest handled key when full. It never fails.
+func (d *MemoryDeduplicator) Done(_ context.Context, key string) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	delete(d.claimed, key)
+	if _, ok := d.done[key]; ok {
+		return nil
+	}
+	d.done[key] = struct{}{}
+	if len(d.order) < d.capacity {
+		d.order = append(d.order, key)
+		return nil
+	}
+	delete(d.done, d.order[d.next])
+	d.order[d.next] = key
+	d.next = (d.next + 1) % d.capacity
+	return nil
+}
+
+// Release drops the claim on key. It never fails.
+func (d *MemoryDeduplicator) Release(_ context.Context, key string) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	delete(d.claimed, key)
+	return nil
+}
+
+// NewWebhookHandler returns an http.Handler that receives Laburen's webhook deliveries: it
+// checks each with ParseWebhook's rules and passes the event to fn. It answers
+//
+//   - 200 when fn returns nil, and for a duplicate already handled (WithWebhookDeduplicator);
+//   - 405 (with Allow: POST) for a method other than POST;
+//   - 401 for an unsigned or altered URL when WithWebhookSecret is given;
+//   - 413 for a body past the cap (WithWebhookMaxBodySize);
+//   - 400 for a body that is not JSON, or an agent.response whose fields have the wrong types;
+//   - 500 when fn returns an error or panics (the panic is recovered and logged), so that the
+//     sender may deliver again;
+//   - 503 for a duplicate that arrives while the first delivery is still being handled.
+//
+// Events the SDK does not know reach fn too, with their Name and Body: return nil for those
+// you do not use, since Laburen may add events and a failure would make it deliver them again
+// or drop them. fn gets the request's context. Laburen expects a quick 200: keep fn short, or
+// have it queue the event for work done after the acknowledgment.
+//
+// Without WithWebhookSecret anyone who learns the URL can post fake answers: see
+// SignWebhookURL. NewWebhookHandler panics if fn is nil or an option is invalid (such as a
+// secret that is too short), so that a misconfigured receiver fails at startup.
+func NewWebhookHandler(fn func(context.Context, *WebhookEvent) error, opts ...WebhookOption) http.Handler {
+	if fn == nil {
+		panic("laburen: NewWebhookHandler: nil function")
+	}
+	cfg, err := newWebhookConfig(opts)
+	if err != nil {
+		panic("laburen: NewWebhookHandler: " + err.Error())
+	}
+	return &webhookHandler{fn: fn, cfg: cfg}
+}
+
+type webhookHandler struct {
+	fn  func(context.Context, *WebhookEvent) error
+	cfg *webhookConfig
+}
+
+// errAbort marks a handler function that panicked with http.ErrAbortHandler, which the
+// handler re-panics once the claim is released.
+var errAbort = errors.New("handler aborted")
+
+func (h *webhookHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	ev, err := parseWebhook(r, h.cfg)
+	if err != nil {
+		status := WebhookErrorStatus(err)
+		if status == http.StatusMethodNotAllowed {
+			w.Header().Set("Allow", http.MethodPost)
+		}
+		h.log(ctx, slog.LevelWarn, "laburen webhook refused", r, nil, slog.Int("status", status), slog.String("error", err.Error()))
+		http.Error(w, refusal(status), status)
+		return
+	}
+	key := ev.DeliveryKey()
+	dedup := h.cfg.dedup
+	if dedup != nil {
+		st, err := dedup.Claim(ctx, key)
+		if err == nil && st != DedupClaimed && st != DedupDone && st != DedupInFlight {
+			err = fmt.Errorf("Claim returned %v", st)
+		}
+		switch {
+		case err != nil:
+			h.log(ctx, slog.LevelError, "laburen webhook deduplicator failed", r, ev, slog.String("error", err.Error()))
+			http.Error(w, "deduplication failed", http.StatusInternalServerError)
+			return
+		case st == DedupDone:
+			h.log(ctx, slog.LevelDebug, "laburen webhook duplicate skipped", r, ev)
+			w.WriteHeader(http.StatusOK)
+			return
+		case st == DedupInFlight:
+			h.log(ctx, slog.LevelDebug, "laburen webhook duplicate in flight", r, ev)
+			w.Header().Set("Retry-After", "1")
+			http.Error(w, "this delivery is being handled; retry later", http.StatusServiceUnavailable)
+			return
+		}
+	}
+	// Recording the outcome must not fail because the sender hung up.
+	bg := context.WithoutCancel(ctx)
+	if err := h.call(ctx, ev); err != nil {
+		if dedup != nil {
+			if rerr := dedup.Release(bg, key); rerr != nil {
+				h.log(ctx, slog.LevelError, "laburen webhook deduplicator release failed", r, ev, slog.String("error", rerr.Error()))
+			}
+		}
+		if errors.Is(err, errAbort) {
+			panic(http.ErrAbortHandler)
+		}
+		http.Error(w, "webhook handler failed", http.StatusInternalServerError)
+		return
+	}
+	if dedup != nil {
+		if err := dedup.Done(bg, key); err != nil {
+			// fn succeeded: acknowledge. A redelivery may be handled again.
+			h.log(ctx, slog.LevelError, "laburen webhook deduplicator done failed", r, ev, slog.String("error", err.Error()))
+		}
+	}
+	w.WriteHeader(http.StatusOK)
+}
+
+// call runs fn, turning a panic into an error and logging failures.
+func (h *webhookHandler) call(ctx context.Context, ev *WebhookEvent) (err error) {
+	defer func() {
+		p := recover()
+		if p == nil {
+			return
+		}
+		if p == http.ErrAbortHandler {
+			err = errAbort
+			return
+		}
+		err = fmt.Errorf("panic: %v", p)
+		h.log(ctx, slog.LevelError, "laburen webhook function panicked", nil, ev,
+			slog.String("error", err.Error()), slog.String("stack", string(debug.Stack())))
+	}()
+	if err := h.fn(ctx, ev); err != nil {
+		h.log(ctx, slog.LevelError, "laburen webhook function failed", nil, ev, slog.String("error", err.Error()))
+		return err
+	}
+	return nil
+}
+
+// log writes a record with the request's path (never its query, which holds the signature)
+// and the event's name and conversation.
+func (h *webhookHandler) log(ctx context.Context, level slog.Level, msg string, r *http.Request, ev *WebhookEvent, attrs ...slog.Attr) {
+	l := h.cfg.logger
+	if !h.cfg.loggerSet {
+		l = slog.Default()
+	}
+	if l == nil || !l.Enabled(ctx, level) {
+		return
+	}
+	if r != nil && r.URL != nil {
+		attrs = append(attrs, slog.String("method", r.Method), slog.String("path", r.URL.Path))
+	}
+	if ev != nil {
+		attrs = append(attrs, slog.String("event", ev.Name))
+		if ev.ConversationID != "" {
+			attrs = append(attrs, slog.String("conversation_id", ev.ConversationID))
+		}
+	}
+	l.LogAttrs(ctx, level, msg, attrs...)
+}
+
+// refusal is the body of a refused delivery.
+func refusal(status int) string {
+	switch status {
+	case http.StatusUnauthorized:
+		return "webhook URL is unsigned or its signature does not match"
+	case http.StatusBadRequest:
+		return "webhook body is not the expected JSON"
+	case http.StatusRequestEntityTooLarge:
+		return "webhook body is too large"
+	case http.StatusMethodNotAllowed:
+		return "webhooks are POSTed"
+	}
+	return http.StatusText(status)
+}
