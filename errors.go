@@ -255,7 +255,29 @@ func htmlText(body []byte) string {
 			}
 		}
 	}
-	return "HTML error page: " + shorten(strings.Join(strings.Fields(string(body)), " "), 200)
+	text := strings.Join(strings.Fields(stripTags(string(body))), " ")
+	if text == "" {
+		text = strings.Join(strings.Fields(string(body)), " ")
+	}
+	return "HTML error page: " + shorten(text, 200)
+}
+
+// stripTags drops the markup of an HTML page, keeping its text.
+func stripTags(s string) string {
+	var b strings.Builder
+	inTag := false
+	for _, r := range s {
+		switch {
+		case r == '<':
+			inTag = true
+			b.WriteByte(' ')
+		case r == '>' && inTag:
+			inTag = false
+		case !inTag:
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
 }
 
 // shorten cuts s to at most n bytes on a rune boundary, marking the cut with "...".
