@@ -212,13 +212,19 @@ func bearer(key string) secret {
 func cleanBaseURL(base string) (string, error) {
 	u, err := url.Parse(strings.TrimSpace(base))
 	if err != nil {
-		return "", fmt.Errorf("base URL %q: %w", base, err)
+		// The url.Error would repeat the whole URL, and with it a password it may carry.
+		var uerr *url.Error
+		if errors.As(err, &uerr) {
+			err = uerr.Err
+		}
+		return "", fmt.Errorf("base URL does not parse: %w", err)
 	}
+	shown := u.Redacted() // never repeat a password given in the URL
 	if (u.Scheme != "http" && u.Scheme != "https") || u.Hostname() == "" {
-		return "", fmt.Errorf("base URL %q is not an absolute http or https URL", base)
+		return "", fmt.Errorf("base URL %q is not an absolute http or https URL", shown)
 	}
 	if u.RawQuery != "" || u.Fragment != "" || u.User != nil {
-		return "", fmt.Errorf("base URL %q must not carry a query, fragment or user info", base)
+		return "", fmt.Errorf("base URL %q must not carry a query, fragment or user info", shown)
 	}
 	return strings.TrimRight(u.String(), "/"), nil
 }
