@@ -140,7 +140,7 @@ type webhookError struct {
 }
 
 func (e *webhookError) Error() string {
-	s := "laburen: parse webhook: " + e.msg
+	s := "laburen: parse webhook: " + strings.TrimPrefix(e.class.Error(), "laburen: webhook: ") + ": " + e.msg
 	if e.cause != nil {
 		s += ": " + e.cause.Error()
 	}
@@ -269,16 +269,20 @@ type WebhookOption func(*webhookConfig) error
 // old one are answered. Each secret must be at least MinWebhookSecretSize bytes; the option
 // copies them.
 func WithWebhookSecret(secrets ...[]byte) WebhookOption {
+	copies := make([][]byte, len(secrets))
+	for i, s := range secrets {
+		copies[i] = slices.Clone(s)
+	}
 	return func(c *webhookConfig) error {
-		if len(secrets) == 0 {
+		if len(copies) == 0 {
 			return errors.New("WithWebhookSecret: no secret given")
 		}
-		for i, s := range secrets {
+		for i, s := range copies {
 			if err := checkSecret(s); err != nil {
 				return fmt.Errorf("WithWebhookSecret: secret %d %w", i, err)
 			}
-			c.secrets = append(c.secrets, slices.Clone(s))
 		}
+		c.secrets = append(c.secrets, copies...)
 		return nil
 	}
 }
@@ -348,7 +352,7 @@ func ParseWebhook(r *http.Request, opts ...WebhookOption) (*WebhookEvent, error)
 
 func parseWebhook(r *http.Request, cfg *webhookConfig) (*WebhookEvent, error) {
 	if r.Method != http.MethodPost {
-		return nil, webhookErr(ErrWebhookMethod, nil, "method %s: Laburen sends POST", strconv.Quote(r.Method))
+		return nil, webhookErr(ErrWebhookMethod, nil, "%s (Laburen sends POST)", r.Method)
 	}
 	var params url.Values
 	if len(cfg.secrets) > 0 {
@@ -585,15 +589,15 @@ func verifyWebhookURL(r *http.Request, secrets [][]byte) (url.Values, error) {
 	sigs, signed := values[WebhookSignatureParam]
 	switch {
 	case !signed:
-		return nil, webhookErr(ErrWebhookUnsigned, nil, "URL has no %s parameter", WebhookSignatureParam)
+		return nil, webhookErr(ErrWebhookUnsigned, nil, "the URL has no %s parameter", WebhookSignatureParam)
 	case perr != nil:
-		return nil, webhookErr(ErrWebhookBadSignature, nil, "URL query does not parse")
+		return nil, webhookErr(ErrWebhookBadSignature, nil, "the URL's query does not parse")
 	case len(sigs) != 1:
-		return nil, webhookErr(ErrWebhookBadSignature, nil, "URL has %d %s parameters", len(sigs), WebhookSignatureParam)
+		return nil, webhookErr(ErrWebhookBadSignature, nil, "the URL has %d %s parameters", len(sigs), WebhookSignatureParam)
 	}
 	got, err := base64.RawURLEncoding.Strict().DecodeString(sigs[0])
 	if err != nil || len(got) != sha256.Size {
-		return nil, webhookErr(ErrWebhookBadSignature, nil, "signature is not an encoded HMAC-SHA256")
+		return nil, webhookErr(ErrWebhookBadSignature, nil, "the signature is not an encoded HMAC-SHA256")
 	}
 	delete(values, WebhookSignatureParam)
 	canonical := values.Encode()
@@ -603,7 +607,7 @@ func verifyWebhookURL(r *http.Request, secrets [][]byte) (url.Values, error) {
 			return values, nil
 		}
 	}
-	return nil, webhookErr(ErrWebhookBadSignature, nil, "signature does not match the URL's path and query under any configured secret")
+	return nil, webhookErr(ErrWebhookBadSignature, nil, "it does not match the URL's path and query under any configured secret")
 }
 
 // DedupStatus is the answer of WebhookDeduplicator.Claim.
@@ -848,8 +852,10 @@ func (h *webhookHandler) call(ctx context.Context, ev *WebhookEvent) (err error)
 			return
 		}
 		err = fmt.Errorf("panic: %v", p)
-		h.log(ctx, slog.LevelError, "laburen webhook function panicked", nil, ev,
-			slog.String("error", err.Error()), slog.String("stack", string(debug.Stack())))
+		if l := h.logger(); l != nil && l.Enabled(ctx, slog.LevelError) {
+			h.log(ctx, slog.LevelError, "laburen webhook function panicked", nil, ev,
+				slog.String("error", err.Error()), slog.String("stack", string(debug.Stack())))
+		}
 	}()
 	if err := h.fn(ctx, ev); err != nil {
 		h.log(ctx, slog.LevelError, "laburen webhook function failed", nil, ev, slog.String("error", err.Error()))
@@ -861,10 +867,7 @@ func (h *webhookHandler) call(ctx context.Context, ev *WebhookEvent) (err error)
 // log writes a record with the request's path (never its query, which holds the signature)
 // and the event's name and conversation.
 func (h *webhookHandler) log(ctx context.Context, level slog.Level, msg string, r *http.Request, ev *WebhookEvent, attrs ...slog.Attr) {
-	l := h.cfg.logger
-	if !h.cfg.loggerSet {
-		l = slog.Default()
-	}
+	l := h.logger()
 	if l == nil || !l.Enabled(ctx, level) {
 		return
 	}
@@ -878,6 +881,14 @@ func (h *webhookHandler) log(ctx context.Context, level slog.Level, msg string, 
 		}
 	}
 	l.LogAttrs(ctx, level, msg, attrs...)
+}
+
+// logger is the handler's logger, nil when logging is off.
+func (h *webhookHandler) logger() *slog.Logger {
+	if !h.cfg.loggerSet {
+		return slog.Default()
+	}
+	return h.cfg.logger
 }
 
 // refusal is the body of a refused delivery.

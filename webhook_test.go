@@ -1,0 +1,988 @@
+package laburen
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/jarcoal/httpmock"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// whDocBody is the webhook body of the API reference, filled in.
+const whDocBody = `{"conversationId":"clconv1","messages":[{"text":"Hola!"},{"text":"Tu pedido salió ayer.","extra":1}],` +
+	`"agentResponse":{"answer":"Hola! Tu pedido salió ayer.","usage":{"completionTokens":28,"promptTokens":1250,"totalTokens":1278,"cost":0.0064},` +
+	`"sources":[],"approvals":[],"messageId":"clmsg1","conversationId":"clconv1","visitorId":"visitor-abc123","request_human":false,"status":"UNRESOLVED"}}`
+
+// whQueued is the queued reply of the API reference.
+const whQueued = `{"status":"queued","conversationId":"clconv1","visitorId":"visitor-abc123","inputMessageId":"msg_input123",` +
+	`"message":"Your message has been queued. Response will be sent to the provided webhookUrl after processing.",` +
+	`"webhookUrl":"https://your-server.com/webhook/laburen"}`
+
+const whAnswer = `{"answer":"Hello!","messageId":"clmsg2","conversationId":"clconv1","visitorId":"visitor-abc123","status":"UNRESOLVED"}`
+
+var (
+	whSecret    = []byte("0123456789abcdef-webhook-secret")
+	whOldSecret = []byte("fedcba9876543210-old-secret")
+)
+
+// whClient returns a client whose requests go to an httpmock transport answering status and
+// body; the returned function lists the bodies it received.
+func whClient(t *testing.T, status int, body string) (*Client, func() [][]byte) {
+	t.Helper()
+	var mu sync.Mutex
+	var got [][]byte
+	mt := httpmock.NewMockTransport()
+	mt.RegisterNoResponder(func(r *http.Request) (*http.Response, error) {
+		b, err := io.ReadAll(r.Body)
+		if err != nil {
+			return nil, err
+		}
+		assert.Equal(t, "/api/agents/ag1/query", r.URL.Path)
+		mu.Lock()
+		got = append(got, b)
+		mu.Unlock()
+		res := httpmock.NewStringResponse(status, body)
+		res.Header.Set("Content-Type", "application/json")
+		return res, nil
+	})
+	c, err := NewClient(WithBaseURL("https://api.laburen.test/api"), WithAPIKey("sk-wh-test"),
+		WithHTTPClient(&http.Client{Transport: mt}), WithMaxRetries(0))
+	require.NoError(t, err)
+	return c, func() [][]byte {
+		mu.Lock()
+		defer mu.Unlock()
+		return slicesClone(got)
+	}
+}
+
+func slicesClone[T any](s []T) []T { return append([]T(nil), s...) }
+
+func TestQueryAsync(t *testing.T) {
+	tests := []struct {
+		name       string
+		reply      string
+		queued     bool
+		status     ConversationStatus
+		answerText string
+	}{
+		{name: "queued", reply: whQueued, queued: true, status: StatusQueued},
+		{name: "answered at once", reply: whAnswer, queued: false, status: StatusUnresolved, answerText: "Hello!"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, sent := whClient(t, http.StatusOK, tt.reply)
+			q, err := c.QueryAsync(context.Background(), "ag1", QueryRequest{Query: "Hi", WebhookURL: "https://hooks.example.com/laburen?t=1"})
+			require.NoError(t, err)
+			require.Len(t, sent(), 1)
+			var body map[string]any
+			require.NoError(t, json.Unmarshal(sent()[0], &body))
+			assert.Equal(t, map[string]any{"query": "Hi", "webhookUrl": "https://hooks.example.com/laburen?t=1"}, body)
+
+			assert.Equal(t, tt.queued, q.Queued())
+			assert.Equal(t, tt.status, q.Status)
+			assert.Equal(t, "clconv1", q.ConversationID)
+			assert.Equal(t, "visitor-abc123", q.VisitorID)
+			assert.JSONEq(t, tt.reply, string(q.Raw))
+			if tt.queued {
+				assert.Nil(t, q.Answer)
+				assert.Equal(t, "msg_input123", q.InputMessageID)
+				assert.Contains(t, q.Message, "queued")
+				assert.Equal(t, "https://your-server.com/webhook/laburen", q.WebhookURL)
+			} else {
+				require.NotNil(t, q.Answer)
+				assert.Equal(t, tt.answerText, q.Answer.Answer)
+				assert.Equal(t, "clmsg2", q.Answer.MessageID)
+				assert.False(t, q.Answer.Queued())
+			}
+		})
+	}
+}
+
+func TestQueryAsyncValidation(t *testing.T) {
+	tests := []struct {
+		name  string
+		agent string
+		req   QueryRequest
+		field string
+	}{
+		{"no webhook URL", "ag1", QueryRequest{Query: "Hi"}, "webhookUrl"},
+		{"blank webhook URL", "ag1", QueryRequest{Query: "Hi", WebhookURL: "  "}, "webhookUrl"},
+		{"relative webhook URL", "ag1", QueryRequest{Query: "Hi", WebhookURL: "/hook"}, "webhookUrl"},
+		{"ftp webhook URL", "ag1", QueryRequest{Query: "Hi", WebhookURL: "ftp://example.com/hook"}, "webhookUrl"},
+		{"no query", "ag1", QueryRequest{WebhookURL: "https://example.com/hook"}, "query"},
+		{"no agent", "", QueryRequest{Query: "Hi", WebhookURL: "https://example.com/hook"}, "agentID"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, sent := whClient(t, http.StatusOK, whQueued)
+			q, err := c.QueryAsync(context.Background(), tt.agent, tt.req)
+			require.Error(t, err)
+			assert.Nil(t, q)
+			var vErr *ValidationError
+			require.ErrorAs(t, err, &vErr)
+			assert.Equal(t, tt.field, vErr.Field)
+			assert.Contains(t, err.Error(), "laburen: async query agent")
+			assert.Empty(t, sent(), "nothing is sent")
+		})
+	}
+}
+
+func TestQueryAsyncAPIError(t *testing.T) {
+	c, _ := whClient(t, http.StatusBadRequest, `{"error":"INVALID_REQUEST"}`)
+	_, err := c.QueryAsync(context.Background(), "ag1", QueryRequest{Query: "Hi", WebhookURL: "https://example.com/hook"})
+	require.Error(t, err)
+	assert.ErrorIs(t, err, ErrInvalidRequest)
+	assert.Contains(t, err.Error(), `async query agent "ag1"`)
+}
+
+func TestQueryTellsAQueuedReply(t *testing.T) {
+	c, _ := whClient(t, http.StatusOK, whQueued)
+	res, err := c.Query(context.Background(), "ag1", QueryRequest{Query: "Hi", WebhookURL: "https://your-server.com/webhook/laburen"})
+	require.NoError(t, err)
+	assert.True(t, res.Queued())
+	assert.Empty(t, res.Answer)
+	assert.Equal(t, "msg_input123", res.InputMessageID)
+	assert.Contains(t, res.Message, "queued")
+	assert.Equal(t, "https://your-server.com/webhook/laburen", res.WebhookURL)
+
+	c, _ = whClient(t, http.StatusOK, whAnswer)
+	res, err = c.Query(context.Background(), "ag1", QueryRequest{Query: "Hi"})
+	require.NoError(t, err)
+	assert.False(t, res.Queued())
+	assert.False(t, (*QueryResponse)(nil).Queued())
+}
+
+// whRequest builds a webhook delivery as a server receives it.
+func whRequest(method, target, event, body string) *http.Request {
+	r := httptest.NewRequest(method, target, strings.NewReader(body))
+	r.Header.Set("Content-Type", "application/json")
+	if event != "" {
+		r.Header.Set(WebhookEventHeader, event)
+	}
+	return r
+}
+
+func TestParseWebhookDocumented(t *testing.T) {
+	ev, err := ParseWebhook(whRequest(http.MethodPost, "/webhook/laburen", "agent.response", whDocBody))
+	require.NoError(t, err)
+	assert.Equal(t, WebhookEventAgentResponse, ev.Name)
+	assert.Equal(t, "clconv1", ev.ConversationID)
+	require.Len(t, ev.Messages, 2)
+	assert.Equal(t, "Hola!", ev.Messages[0].Text)
+	assert.Equal(t, "Tu pedido salió ayer.", ev.Messages[1].Text)
+	assert.JSONEq(t, `{"text":"Tu pedido salió ayer.","extra":1}`, string(ev.Messages[1].Raw))
+	require.NotNil(t, ev.AgentResponse)
+	assert.Equal(t, "Hola! Tu pedido salió ayer.", ev.AgentResponse.Answer)
+	assert.Equal(t, 1278, ev.AgentResponse.Usage.TotalTokens)
+	assert.Equal(t, "clmsg1", ev.AgentResponse.MessageID)
+	assert.Equal(t, StatusUnresolved, ev.AgentResponse.Status)
+	assert.Equal(t, whDocBody, string(ev.Body))
+	assert.Equal(t, "application/json", ev.Header.Get("Content-Type"))
+	assert.Nil(t, ev.Params, "no secret: no trusted parameters")
+}
+
+func TestParseWebhookEventNames(t *testing.T) {
+	tests := []struct {
+		name     string
+		header   string
+		body     string
+		wantName string
+		wantConv string
+		wantMsgs int
+	}{
+		{"documented", "agent.response", whDocBody, WebhookEventAgentResponse, "clconv1", 2},
+		{"case and spaces", " Agent.Response ", whDocBody, WebhookEventAgentResponse, "clconv1", 2},
+		{"no header, agent.response shape", "", whDocBody, WebhookEventAgentResponse, "clconv1", 2},
+		{"no header, only agentResponse", "", `{"agentResponse":{"conversationId":"c9","answer":"x"}}`, WebhookEventAgentResponse, "c9", 0},
+		{"no header, other shape", "", `{"foo":1}`, "", "", 0},
+		{"unknown event", "agent.typing", `{"conversationId":"c1","typing":true}`, "agent.typing", "", 0},
+		{"unknown event with agent.response shape", "conversation.closed", whDocBody, "conversation.closed", "", 0},
+		{"unknown event, array body", "batch", `[1,2]`, "batch", "", 0},
+		{"conversation from agentResponse", "agent.response", `{"messages":[],"agentResponse":{"conversationId":"c2"}}`, WebhookEventAgentResponse, "c2", 0},
+		{"null fields", "agent.response", `{"messages":null,"agentResponse":null}`, WebhookEventAgentResponse, "", 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ev, err := ParseWebhook(whRequest(http.MethodPost, "/hook", tt.header, tt.body))
+			require.NoError(t, err)
+			assert.Equal(t, tt.wantName, ev.Name)
+			assert.Equal(t, tt.wantConv, ev.ConversationID)
+			assert.Len(t, ev.Messages, tt.wantMsgs)
+			assert.Equal(t, tt.body, string(ev.Body))
+			if tt.wantName != WebhookEventAgentResponse {
+				assert.Nil(t, ev.AgentResponse)
+			}
+		})
+	}
+}
+
+func TestParseWebhookErrors(t *testing.T) {
+	tests := []struct {
+		name   string
+		req    func() *http.Request
+		opts   []WebhookOption
+		target error
+		status int
+	}{
+		{"GET", func() *http.Request { return whRequest(http.MethodGet, "/hook", "", "") }, nil, ErrWebhookMethod, 405},
+		{"empty body", func() *http.Request { return whRequest(http.MethodPost, "/hook", "agent.response", "") }, nil, ErrWebhookMalformed, 400},
+		{"blank body", func() *http.Request { return whRequest(http.MethodPost, "/hook", "agent.response", " \n") }, nil, ErrWebhookMalformed, 400},
+		{"nil body", func() *http.Request {
+			r := whRequest(http.MethodPost, "/hook", "agent.response", "")
+			r.Body = nil
+			return r
+		}, nil, ErrWebhookMalformed, 400},
+		{"not JSON", func() *http.Request { return whRequest(http.MethodPost, "/hook", "agent.response", "hello") }, nil, ErrWebhookMalformed, 400},
+		{"unknown event, not JSON", func() *http.Request { return whRequest(http.MethodPost, "/hook", "x.y", "{oops") }, nil, ErrWebhookMalformed, 400},
+		{"messages not an array", func() *http.Request {
+			return whRequest(http.MethodPost, "/hook", "agent.response", `{"messages":"hi"}`)
+		}, nil, ErrWebhookMalformed, 400},
+		{"message text a number", func() *http.Request {
+			return whRequest(http.MethodPost, "/hook", "agent.response", `{"messages":[{"text":1}]}`)
+		}, nil, ErrWebhookMalformed, 400},
+		{"answer a number", func() *http.Request {
+			return whRequest(http.MethodPost, "/hook", "agent.response", `{"agentResponse":{"answer":5}}`)
+		}, nil, ErrWebhookMalformed, 400},
+		{"agent.response not an object", func() *http.Request { return whRequest(http.MethodPost, "/hook", "agent.response", `[1]`) }, nil, ErrWebhookMalformed, 400},
+		{"too large by Content-Length", func() *http.Request { return whRequest(http.MethodPost, "/hook", "agent.response", whDocBody) },
+			[]WebhookOption{WithWebhookMaxBodySize(64)}, ErrWebhookTooLarge, 413},
+		{"too large, length unknown", func() *http.Request {
+			r := whRequest(http.MethodPost, "/hook", "agent.response", whDocBody)
+			r.ContentLength = -1
+			return r
+		}, []WebhookOption{WithWebhookMaxBodySize(64)}, ErrWebhookTooLarge, 413},
+		{"too large, MaxBytesReader", func() *http.Request {
+			r := whRequest(http.MethodPost, "/hook", "agent.response", whDocBody)
+			r.ContentLength = -1
+			r.Body = http.MaxBytesReader(httptest.NewRecorder(), r.Body, 10)
+			return r
+		}, nil, ErrWebhookTooLarge, 413},
+		{"unsigned", func() *http.Request { return whRequest(http.MethodPost, "/hook?tenant=a", "agent.response", whDocBody) },
+			[]WebhookOption{WithWebhookSecret(whSecret)}, ErrWebhookUnsigned, 401},
+		{"bad signature", func() *http.Request {
+			return whRequest(http.MethodPost, "/hook?tenant=a&laburen_sig=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "agent.response", whDocBody)
+		}, []WebhookOption{WithWebhookSecret(whSecret)}, ErrWebhookBadSignature, 401},
+		{"bad option", func() *http.Request { return whRequest(http.MethodPost, "/hook", "agent.response", whDocBody) },
+			[]WebhookOption{WithWebhookSecret([]byte("short"))}, nil, 500},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ev, err := ParseWebhook(tt.req(), tt.opts...)
+			require.Error(t, err)
+			assert.Nil(t, ev)
+			if tt.target != nil {
+				assert.ErrorIs(t, err, tt.target)
+			}
+			assert.Equal(t, tt.status, WebhookErrorStatus(err))
+			assert.True(t, strings.HasPrefix(err.Error(), "laburen: parse webhook: "), err.Error())
+			assert.NotContains(t, err.Error(), string(whSecret))
+			assert.NotContains(t, err.Error(), "AAAAAAAA", "the signature is not repeated")
+		})
+	}
+	assert.Equal(t, 200, WebhookErrorStatus(nil))
+}
+
+func TestParseWebhookKeepsTheReadError(t *testing.T) {
+	r := whRequest(http.MethodPost, "/hook", "agent.response", "")
+	r.ContentLength = -1
+	cause := errors.New("connection reset")
+	r.Body = io.NopCloser(io.MultiReader(strings.NewReader(`{"mess`), &whErrReader{cause}))
+	_, err := ParseWebhook(r)
+	assert.ErrorIs(t, err, ErrWebhookMalformed)
+	assert.ErrorIs(t, err, cause)
+}
+
+type whErrReader struct{ err error }
+
+func (r *whErrReader) Read([]byte) (int, error) { return 0, r.err }
+
+// whLog is a concurrency-safe log buffer.
+type whLog struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *whLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+func (l *whLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
+}
+
+func (l *whLog) logger() *slog.Logger {
+	return slog.New(slog.NewTextHandler(l, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+func TestWebhookHandlerStatuses(t *testing.T) {
+	signed, err := SignWebhookURL("https://hooks.example.com/hook", url.Values{"tenant": {"acme"}}, whSecret)
+	require.NoError(t, err)
+	signedTarget := strings.TrimPrefix(signed, "https://hooks.example.com")
+	sigValue := signed[strings.LastIndex(signed, "=")+1:]
+	tests := []struct {
+		name    string
+		method  string
+		target  string
+		event   string
+		body    string
+		opts    []WebhookOption
+		fnErr   error
+		fnPanic bool
+		status  int
+		called  bool
+		log     string
+	}{
+		{name: "ok", method: "POST", target: "/hook", event: "agent.response", body: whDocBody, status: 200, called: true},
+		{name: "unknown event acknowledged", method: "POST", target: "/hook", event: "agent.typing", body: `{"a":1}`, status: 200, called: true},
+		{name: "signed", method: "POST", target: signedTarget, event: "agent.response", body: whDocBody,
+			opts: []WebhookOption{WithWebhookSecret(whSecret)}, status: 200, called: true},
+		{name: "GET", method: "GET", target: "/hook", status: 405, log: "status=405"},
+		{name: "PUT", method: "PUT", target: "/hook", event: "agent.response", body: whDocBody, status: 405},
+		{name: "not JSON", method: "POST", target: "/hook", event: "agent.response", body: "<html>", status: 400, log: "not JSON"},
+		{name: "wrong types", method: "POST", target: "/hook", event: "agent.response", body: `{"messages":[{"text":true}]}`, status: 400},
+		{name: "too large", method: "POST", target: "/hook", event: "agent.response", body: whDocBody,
+			opts: []WebhookOption{WithWebhookMaxBodySize(int64(len(whDocBody) - 1))}, status: 413},
+		{name: "exactly at the cap", method: "POST", target: "/hook", event: "agent.response", body: whDocBody,
+			opts: []WebhookOption{WithWebhookMaxBodySize(int64(len(whDocBody)))}, status: 200, called: true},
+		{name: "unsigned", method: "POST", target: "/hook?tenant=acme", event: "agent.response", body: whDocBody,
+			opts: []WebhookOption{WithWebhookSecret(whSecret)}, status: 401, log: "URL not signed"},
+		{name: "altered", method: "POST", target: strings.Replace(signedTarget, "acme", "evil", 1), event: "agent.response", body: whDocBody,
+			opts: []WebhookOption{WithWebhookSecret(whSecret)}, status: 401, log: "bad signature"},
+		{name: "fn fails", method: "POST", target: "/hook", event: "agent.response", body: whDocBody,
+			fnErr: errors.New("database down"), status: 500, called: true, log: "database down"},
+		{name: "fn panics", method: "POST", target: "/hook", event: "agent.response", body: whDocBody,
+			fnPanic: true, status: 500, called: true, log: "stack="},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var logs whLog
+			called := false
+			h := NewWebhookHandler(func(ctx context.Context, ev *WebhookEvent) error {
+				called = true
+				assert.NotNil(t, ctx)
+				assert.Equal(t, tt.event, ev.Name)
+				if tt.fnPanic {
+					panic("boom")
+				}
+				return tt.fnErr
+			}, append([]WebhookOption{WithWebhookLogger(logs.logger())}, tt.opts...)...)
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, whRequest(tt.method, tt.target, tt.event, tt.body))
+			assert.Equal(t, tt.status, rec.Code)
+			assert.Equal(t, tt.called, called)
+			if tt.status == 405 {
+				assert.Equal(t, "POST", rec.Header().Get("Allow"))
+			}
+			if tt.log != "" {
+				assert.Contains(t, logs.String(), tt.log)
+			}
+			assert.NotContains(t, logs.String(), sigValue, "the query is never logged")
+			assert.NotContains(t, rec.Body.String(), "database down", "fn's error stays private")
+		})
+	}
+}
+
+func TestWebhookHandlerDefaultLoggerAndAbort(t *testing.T) {
+	var logs whLog
+	prev := slog.Default()
+	slog.SetDefault(logs.logger())
+	t.Cleanup(func() { slog.SetDefault(prev) })
+	h := NewWebhookHandler(func(context.Context, *WebhookEvent) error { return errors.New("nope") })
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, whRequest("POST", "/hook", "agent.response", whDocBody))
+	assert.Equal(t, 500, rec.Code)
+	assert.Contains(t, logs.String(), "nope", "slog.Default is the default logger")
+
+	// A function that aborts with http.ErrAbortHandler aborts the response, after its claim is
+	// released.
+	d := NewMemoryDeduplicator(10)
+	h = NewWebhookHandler(func(context.Context, *WebhookEvent) error { panic(http.ErrAbortHandler) },
+		WithWebhookDeduplicator(d), WithWebhookLogger(nil))
+	assert.PanicsWithValue(t, http.ErrAbortHandler, func() {
+		h.ServeHTTP(httptest.NewRecorder(), whRequest("POST", "/hook", "agent.response", whDocBody))
+	})
+	st, err := d.Claim(context.Background(), WebhookEventAgentResponse+":clmsg1")
+	require.NoError(t, err)
+	assert.Equal(t, DedupClaimed, st)
+}
+
+func TestNewWebhookHandlerRefusesBadSetup(t *testing.T) {
+	fn := func(context.Context, *WebhookEvent) error { return nil }
+	tests := []struct {
+		name string
+		make func()
+		msg  string
+	}{
+		{"nil fn", func() { NewWebhookHandler(nil) }, "nil function"},
+		{"no secret", func() { NewWebhookHandler(fn, WithWebhookSecret()) }, "no secret"},
+		{"empty secret", func() { NewWebhookHandler(fn, WithWebhookSecret(whSecret, nil)) }, "secret 1 is shorter"},
+		{"short secret", func() { NewWebhookHandler(fn, WithWebhookSecret([]byte("123456789012345"))) }, "shorter than 16"},
+		{"zero body cap", func() { NewWebhookHandler(fn, WithWebhookMaxBodySize(0)) }, "not positive"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			defer func() {
+				p := recover()
+				require.NotNil(t, p)
+				assert.Contains(t, fmt.Sprint(p), tt.msg)
+			}()
+			tt.make()
+		})
+	}
+}
+
+type whParams struct {
+	Tenant string   `url:"tenant"`
+	Order  int      `url:"order,omitempty"`
+	Tags   []string `url:"tag,omitempty"`
+	Test   bool     `url:"test,omitempty"`
+	Note   string   `url:"note,omitempty"`
+}
+
+func TestSignWebhookURLRoundTrip(t *testing.T) {
+	tests := []struct {
+		name   string
+		base   string
+		params any
+		want   url.Values
+	}{
+		{"struct", "https://hooks.example.com/webhook/laburen", whParams{Tenant: "acme", Order: 1001, Tags: []string{"b", "a"}, Note: "a&b=c d/é"},
+			url.Values{"tenant": {"acme"}, "order": {"1001"}, "tag": {"b", "a"}, "note": {"a&b=c d/é"}}},
+		{"pointer, omitempty", "http://localhost:8080/hook", &whParams{Tenant: "x"}, url.Values{"tenant": {"x"}}},
+		{"base query kept", "https://h.example.com/hook?src=laburen&v=2", whParams{Tenant: "acme"},
+			url.Values{"src": {"laburen"}, "v": {"2"}, "tenant": {"acme"}}},
+		{"url.Values", "https://h.example.com/hook", url.Values{"k": {"1", "2"}}, url.Values{"k": {"1", "2"}}},
+		{"nil params", "https://h.example.com/hook", nil, url.Values{}},
+		{"no path", "https://h.example.com", whParams{Tenant: "t"}, url.Values{"tenant": {"t"}}},
+		{"escaped path", "https://h.example.com/hooks/a%2Fb/%C3%A9~x", nil, url.Values{}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			signed, err := SignWebhookURL(tt.base, tt.params, whSecret)
+			require.NoError(t, err)
+			u, err := url.Parse(signed)
+			require.NoError(t, err)
+			assert.Len(t, u.Query()[WebhookSignatureParam], 1)
+			assert.NotContains(t, u.Query().Get(WebhookSignatureParam), "=", "no padding")
+
+			target := u.RequestURI()
+			ev, err := ParseWebhook(whRequest(http.MethodPost, target, "agent.response", whDocBody), WithWebhookSecret(whSecret))
+			require.NoError(t, err)
+			assert.Equal(t, tt.want, ev.Params)
+
+			again, err := SignWebhookURL(tt.base, tt.params, whSecret)
+			require.NoError(t, err)
+			assert.Equal(t, signed, again, "signing is deterministic")
+		})
+	}
+}
+
+// TestSignedURLOverHTTP sends deliveries over a real connection, so that the path and query
+// are those the server parses, through a handler mounted behind http.StripPrefix.
+func TestSignedURLOverHTTP(t *testing.T) {
+	var got atomic.Pointer[WebhookEvent]
+	mux := http.NewServeMux()
+	mux.Handle("/in/", http.StripPrefix("/in", NewWebhookHandler(func(_ context.Context, ev *WebhookEvent) error {
+		got.Store(ev)
+		return nil
+	}, WithWebhookSecret(whSecret), WithWebhookLogger(nil))))
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+
+	for _, path := range []string{"/in/hook", "/in/hooks/a%2Fb/%C3%A9", "/in/t/~user/x;y"} {
+		t.Run(path, func(t *testing.T) {
+			got.Store(nil)
+			signed, err := SignWebhookURL(srv.URL+path+"?z=1", whParams{Tenant: "acme corp", Note: "1+1=2"}, whSecret)
+			require.NoError(t, err)
+			req, err := http.NewRequest(http.MethodPost, signed, strings.NewReader(whDocBody))
+			require.NoError(t, err)
+			req.Header.Set(WebhookEventHeader, WebhookEventAgentResponse)
+			res, err := srv.Client().Do(req)
+			require.NoError(t, err)
+			res.Body.Close()
+			require.Equal(t, http.StatusOK, res.StatusCode)
+			ev := got.Load()
+			require.NotNil(t, ev)
+			assert.Equal(t, url.Values{"tenant": {"acme corp"}, "note": {"1+1=2"}, "z": {"1"}}, ev.Params)
+		})
+	}
+}
+
+func TestSignWebhookURLRefusals(t *testing.T) {
+	tests := []struct {
+		name   string
+		base   string
+		params any
+		secret []byte
+		field  string
+	}{
+		{"no secret", "https://h.example.com/hook", nil, nil, "secret"},
+		{"short secret", "https://h.example.com/hook", nil, []byte("short"), "secret"},
+		{"relative", "/hook", nil, whSecret, "base"},
+		{"no host", "https:///hook", nil, whSecret, "base"},
+		{"ftp", "ftp://h.example.com/hook", nil, whSecret, "base"},
+		{"not a URL", "https://h.example.com/%zz", nil, whSecret, "base"},
+		{"fragment", "https://h.example.com/hook#x", nil, whSecret, "base"},
+		{"bad base query", "https://h.example.com/hook?a=%zz", nil, whSecret, "base"},
+		{"base already signed", "https://h.example.com/hook?laburen_sig=x", nil, whSecret, "base"},
+		{"param named like the signature", "https://h.example.com/hook", url.Values{WebhookSignatureParam: {"x"}}, whSecret, "params"},
+		{"struct field named like the signature", "https://h.example.com/hook", struct {
+			S string `url:"laburen_sig"`
+		}{"x"}, whSecret, "params"},
+		{"param also in base", "https://h.example.com/hook?tenant=a", whParams{Tenant: "b"}, whSecret, "params"},
+		{"params not a struct", "https://h.example.com/hook", map[string]string{"a": "b"}, whSecret, "params"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			signed, err := SignWebhookURL(tt.base, tt.params, tt.secret)
+			require.Error(t, err)
+			assert.Empty(t, signed)
+			var vErr *ValidationError
+			require.ErrorAs(t, err, &vErr)
+			assert.Equal(t, tt.field, vErr.Field)
+			assert.Contains(t, err.Error(), "laburen: sign webhook URL: ")
+		})
+	}
+	_, err := SignWebhookURL("https://user:hunter2@h.example.com/hook#frag", nil, whSecret)
+	require.Error(t, err)
+	assert.NotContains(t, err.Error(), "hunter2", "a password in the base URL is not repeated")
+}
+
+func TestWebhookSignatureTampering(t *testing.T) {
+	signed, err := SignWebhookURL("https://hooks.example.com/webhook/laburen?src=lab", whParams{Tenant: "acme", Order: 7}, whSecret)
+	require.NoError(t, err)
+	u, err := url.Parse(signed)
+	require.NoError(t, err)
+	sig := u.Query().Get(WebhookSignatureParam)
+	q := "order=7&src=lab&tenant=acme"
+	require.Equal(t, q+"&laburen_sig="+sig, u.RawQuery)
+	flipped := []byte(sig)
+	flipped[3] ^= 1 // another letter of the alphabet
+
+	tests := []struct {
+		name   string
+		target string
+		want   error // nil: accepted
+	}{
+		{"as signed", "/webhook/laburen?" + q + "&laburen_sig=" + sig, nil},
+		{"parameters reordered", "/webhook/laburen?laburen_sig=" + sig + "&tenant=acme&src=lab&order=7", nil},
+		{"equivalent escaping", "/webhook/%6Caburen?order=%37&src=lab&tenant=acme&laburen_sig=" + sig, nil},
+		{"other host and scheme", "http://10.0.0.5:8080/webhook/laburen?" + q + "&laburen_sig=" + sig, nil},
+		{"path changed", "/webhook/laburen2?" + q + "&laburen_sig=" + sig, ErrWebhookBadSignature},
+		{"path segment escaped", "/webhook%2Flaburen?" + q + "&laburen_sig=" + sig, ErrWebhookBadSignature},
+		{"trailing slash", "/webhook/laburen/?" + q + "&laburen_sig=" + sig, ErrWebhookBadSignature},
+		{"value changed", "/webhook/laburen?order=8&src=lab&tenant=acme&laburen_sig=" + sig, ErrWebhookBadSignature},
+		{"base value changed", "/webhook/laburen?order=7&src=x&tenant=acme&laburen_sig=" + sig, ErrWebhookBadSignature},
+		{"param added", "/webhook/laburen?" + q + "&admin=1&laburen_sig=" + sig, ErrWebhookBadSignature},
+		{"value repeated", "/webhook/laburen?" + q + "&tenant=acme&laburen_sig=" + sig, ErrWebhookBadSignature},
+		{"param removed", "/webhook/laburen?order=7&src=lab&laburen_sig=" + sig, ErrWebhookBadSignature},
+		{"signature flipped", "/webhook/laburen?" + q + "&laburen_sig=" + string(flipped), ErrWebhookBadSignature},
+		{"signature padded", "/webhook/laburen?" + q + "&laburen_sig=" + sig + "%3D", ErrWebhookBadSignature},
+		{"signature truncated", "/webhook/laburen?" + q + "&laburen_sig=" + sig[:40], ErrWebhookBadSignature},
+		{"signature twice", "/webhook/laburen?" + q + "&laburen_sig=" + sig + "&laburen_sig=" + sig, ErrWebhookBadSignature},
+		{"signature empty", "/webhook/laburen?" + q + "&laburen_sig=", ErrWebhookBadSignature},
+		{"query does not parse", "/webhook/laburen?" + q + "&x=%zz&laburen_sig=" + sig, ErrWebhookBadSignature},
+		{"signature removed", "/webhook/laburen?" + q, ErrWebhookUnsigned},
+		{"no query", "/webhook/laburen", ErrWebhookUnsigned},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ev, err := ParseWebhook(whRequest(http.MethodPost, tt.target, "agent.response", whDocBody), WithWebhookSecret(whSecret))
+			if tt.want == nil {
+				require.NoError(t, err)
+				assert.Equal(t, url.Values{"order": {"7"}, "src": {"lab"}, "tenant": {"acme"}}, ev.Params)
+				return
+			}
+			require.ErrorIs(t, err, tt.want)
+			assert.NotContains(t, err.Error(), sig)
+		})
+	}
+}
+
+func TestParseWebhookWithoutRequestURI(t *testing.T) {
+	// A request made in code (as in a user's test) has no RequestURI: r.URL is used.
+	signed, err := SignWebhookURL("https://hooks.example.com/hook", whParams{Tenant: "acme"}, whSecret)
+	require.NoError(t, err)
+	r, err := http.NewRequest(http.MethodPost, signed, strings.NewReader(whDocBody))
+	require.NoError(t, err)
+	require.Empty(t, r.RequestURI)
+	ev, err := ParseWebhook(r, WithWebhookSecret(whSecret))
+	require.NoError(t, err)
+	assert.Equal(t, "acme", ev.Params.Get("tenant"))
+}
+
+func TestWebhookSecretRotation(t *testing.T) {
+	oldURL, err := SignWebhookURL("https://hooks.example.com/hook", whParams{Tenant: "acme"}, whOldSecret)
+	require.NoError(t, err)
+	newURL, err := SignWebhookURL("https://hooks.example.com/hook", whParams{Tenant: "acme"}, whSecret)
+	require.NoError(t, err)
+	require.NotEqual(t, oldURL, newURL)
+	tests := []struct {
+		name    string
+		url     string
+		secrets [][]byte
+		ok      bool
+	}{
+		{"old URL, both secrets", oldURL, [][]byte{whSecret, whOldSecret}, true},
+		{"new URL, both secrets", newURL, [][]byte{whSecret, whOldSecret}, true},
+		{"old URL, both secrets in two options", oldURL, nil, true},
+		{"old URL after the old secret is retired", oldURL, [][]byte{whSecret}, false},
+		{"new URL, only the old secret", newURL, [][]byte{whOldSecret}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			opts := []WebhookOption{WithWebhookSecret(tt.secrets...)}
+			if tt.secrets == nil {
+				opts = []WebhookOption{WithWebhookSecret(whSecret), WithWebhookSecret(whOldSecret)}
+			}
+			u, err := url.Parse(tt.url)
+			require.NoError(t, err)
+			_, err = ParseWebhook(whRequest(http.MethodPost, u.RequestURI(), "agent.response", whDocBody), opts...)
+			if tt.ok {
+				assert.NoError(t, err)
+			} else {
+				assert.ErrorIs(t, err, ErrWebhookBadSignature)
+			}
+		})
+	}
+
+	// The option copies the secret: changing the caller's slice later changes nothing.
+	secret := append([]byte(nil), whSecret...)
+	opt := WithWebhookSecret(secret)
+	secret[0] ^= 0xff
+	u, err := url.Parse(newURL)
+	require.NoError(t, err)
+	_, err = ParseWebhook(whRequest(http.MethodPost, u.RequestURI(), "agent.response", whDocBody), opt)
+	assert.NoError(t, err)
+}
+
+func TestDeliveryKey(t *testing.T) {
+	parse := func(event, body string) *WebhookEvent {
+		ev, err := ParseWebhook(whRequest(http.MethodPost, "/hook", event, body))
+		require.NoError(t, err)
+		return ev
+	}
+	a := parse("agent.response", `{"messages":[{"text":"a"}],"agentResponse":{"messageId":"m1"}}`)
+	b := parse("agent.response", `{"messages":[{"text":"a"}], "agentResponse":{"messageId":"m1","answer":"a"}}`)
+	c := parse("agent.response", `{"messages":[{"text":"a"}],"agentResponse":{"messageId":"m2"}}`)
+	noID1 := parse("agent.response", `{"messages":[{"text":"a"}]}`)
+	noID2 := parse("agent.response", `{"messages":[{"text":"a"}]}`)
+	noID3 := parse("agent.response", `{"messages":[{"text":"b"}]}`)
+	other := parse("agent.other", `{"messages":[{"text":"a"}]}`)
+
+	assert.Equal(t, "agent.response:m1", a.DeliveryKey())
+	assert.Equal(t, a.DeliveryKey(), b.DeliveryKey(), "the messageId decides")
+	assert.NotEqual(t, a.DeliveryKey(), c.DeliveryKey())
+	assert.Equal(t, noID1.DeliveryKey(), noID2.DeliveryKey(), "same body, same key")
+	assert.NotEqual(t, noID1.DeliveryKey(), noID3.DeliveryKey())
+	assert.NotEqual(t, noID1.DeliveryKey(), other.DeliveryKey(), "the event name counts")
+	assert.True(t, strings.HasPrefix(noID1.DeliveryKey(), "agent.response:sha256:"))
+}
+
+func TestWebhookEventPrintsNoContent(t *testing.T) {
+	signed, err := SignWebhookURL("https://hooks.example.com/hook", whParams{Tenant: "acme"}, whSecret)
+	require.NoError(t, err)
+	u, err := url.Parse(signed)
+	require.NoError(t, err)
+	r := whRequest(http.MethodPost, u.RequestURI(), "agent.response", whDocBody)
+	r.Header.Set("Authorization", "Basic c2VjcmV0OnNlY3JldA==")
+	ev, err := ParseWebhook(r, WithWebhookSecret(whSecret))
+	require.NoError(t, err)
+	for _, format := range []string{"%v", "%+v", "%s", "%#v"} {
+		s := fmt.Sprintf(format, ev)
+		assert.Contains(t, s, "clconv1", format)
+		assert.NotContains(t, s, "Hola", format)
+		assert.NotContains(t, s, "c2VjcmV0", format)
+		assert.NotContains(t, s, "acme", format)
+	}
+	assert.Equal(t, "laburen.WebhookEvent(nil)", (*WebhookEvent)(nil).String())
+}
+
+func TestMemoryDeduplicator(t *testing.T) {
+	ctx := context.Background()
+	d := NewMemoryDeduplicator(3)
+	claim := func(key string) DedupStatus {
+		st, err := d.Claim(ctx, key)
+		require.NoError(t, err)
+		return st
+	}
+	assert.Equal(t, DedupClaimed, claim("a"))
+	assert.Equal(t, DedupInFlight, claim("a"))
+	require.NoError(t, d.Release(ctx, "a"))
+	assert.Equal(t, DedupClaimed, claim("a"), "released: a redelivery is handled")
+	require.NoError(t, d.Done(ctx, "a"))
+	assert.Equal(t, DedupDone, claim("a"))
+	require.NoError(t, d.Done(ctx, "a"), "Done twice keeps one entry")
+
+	for _, k := range []string{"b", "c"} {
+		assert.Equal(t, DedupClaimed, claim(k))
+		require.NoError(t, d.Done(ctx, k))
+	}
+	assert.Equal(t, DedupDone, claim("a"))
+	assert.Equal(t, DedupClaimed, claim("d"))
+	assert.Equal(t, DedupInFlight, claim("d"))
+	require.NoError(t, d.Done(ctx, "d")) // full: "a", the oldest, is forgotten
+	assert.Equal(t, DedupClaimed, claim("a"))
+	for _, k := range []string{"b", "c", "d"} {
+		assert.Equal(t, DedupDone, claim(k), k)
+	}
+	require.NoError(t, d.Done(ctx, "a")) // "b" goes
+	assert.Equal(t, DedupClaimed, claim("b"))
+	assert.Len(t, d.done, 3)
+
+	assert.Equal(t, DefaultDedupCapacity, NewMemoryDeduplicator(0).capacity)
+	assert.Equal(t, "in flight", DedupInFlight.String())
+	assert.Equal(t, "DedupStatus(0)", DedupStatus(0).String())
+}
+
+// TestWebhookDuplicateInFlight walks one answer delivered three times: the second arrives
+// while the first is being handled, the first fails, the third arrives after.
+func TestWebhookDuplicateInFlight(t *testing.T) {
+	entered := make(chan struct{})
+	proceed := make(chan error)
+	var calls atomic.Int32
+	h := NewWebhookHandler(func(context.Context, *WebhookEvent) error {
+		calls.Add(1)
+		entered <- struct{}{}
+		return <-proceed
+	}, WithWebhookDeduplicator(NewMemoryDeduplicator(10)), WithWebhookLogger(nil))
+	serve := func() *httptest.ResponseRecorder {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, whRequest("POST", "/hook", "agent.response", whDocBody))
+		return rec
+	}
+
+	first := make(chan *httptest.ResponseRecorder)
+	go func() { first <- serve() }()
+	<-entered
+	dup := serve()
+	assert.Equal(t, http.StatusServiceUnavailable, dup.Code, "the first may still fail: ask to come back")
+	assert.Equal(t, "1", dup.Header().Get("Retry-After"))
+	proceed <- errors.New("temporary")
+	assert.Equal(t, http.StatusInternalServerError, (<-first).Code)
+
+	second := make(chan *httptest.ResponseRecorder)
+	go func() { second <- serve() }()
+	<-entered
+	proceed <- nil
+	assert.Equal(t, http.StatusOK, (<-second).Code, "the redelivery after a failure is handled")
+
+	assert.Equal(t, http.StatusOK, serve().Code, "a duplicate of a handled delivery is acknowledged")
+	assert.Equal(t, int32(2), calls.Load())
+}
+
+// whFailingDedup is a deduplicator whose methods fail or misbehave on demand.
+type whFailingDedup struct {
+	claimStatus DedupStatus
+	claimErr    error
+	doneErr     error
+}
+
+func (d *whFailingDedup) Claim(context.Context, string) (DedupStatus, error) {
+	return d.claimStatus, d.claimErr
+}
+func (d *whFailingDedup) Done(context.Context, string) error    { return d.doneErr }
+func (d *whFailingDedup) Release(context.Context, string) error { return errors.New("release failed") }
+
+func TestWebhookDeduplicatorFailures(t *testing.T) {
+	tests := []struct {
+		name   string
+		dedup  *whFailingDedup
+		fnErr  error
+		status int
+		called bool
+		log    string
+	}{
+		{"claim fails", &whFailingDedup{claimErr: errors.New("redis down")}, nil, 500, false, "redis down"},
+		{"claim returns no status", &whFailingDedup{}, nil, 500, false, "DedupStatus(0)"},
+		{"done fails after fn succeeded", &whFailingDedup{claimStatus: DedupClaimed, doneErr: errors.New("write lost")}, nil, 200, true, "write lost"},
+		{"release fails after fn failed", &whFailingDedup{claimStatus: DedupClaimed}, errors.New("fn failed"), 500, true, "release failed"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var logs whLog
+			called := false
+			h := NewWebhookHandler(func(context.Context, *WebhookEvent) error {
+				called = true
+				return tt.fnErr
+			}, WithWebhookDeduplicator(tt.dedup), WithWebhookLogger(logs.logger()))
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, whRequest("POST", "/hook", "agent.response", whDocBody))
+			assert.Equal(t, tt.status, rec.Code)
+			assert.Equal(t, tt.called, called)
+			assert.Contains(t, logs.String(), tt.log)
+		})
+	}
+}
+
+// TestWebhookConcurrentDeliveries sends 1,000 deliveries of 250 answers at once, each answer
+// four times, like a sender that redelivers on any status but 200. Some handler calls fail
+// or panic the first time. Every answer must reach fn successfully exactly once, and every
+// delivery must end acknowledged.
+func TestWebhookConcurrentDeliveries(t *testing.T) {
+	const answers, copies = 250, 4
+	type tally struct{ calls, ok atomic.Int32 }
+	tallies := make([]tally, answers)
+	failFirst := func(i int) bool { return i%5 == 0 }
+	panicFirst := func(i int) bool { return i%7 == 0 }
+	h := NewWebhookHandler(func(_ context.Context, ev *WebhookEvent) error {
+		var i int
+		if _, err := fmt.Sscanf(ev.ConversationID, "conv-%d", &i); !assert.NoError(t, err) {
+			return nil
+		}
+		n := tallies[i].calls.Add(1)
+		switch {
+		case n == 1 && failFirst(i):
+			return errors.New("transient")
+		case n == 1 && panicFirst(i):
+			panic("transient panic")
+		}
+		tallies[i].ok.Add(1)
+		return nil
+	}, WithWebhookDeduplicator(NewMemoryDeduplicator(answers)), WithWebhookLogger(nil))
+
+	body := func(i int) string {
+		if i%3 == 0 { // no messageId: the body's hash is the key
+			return fmt.Sprintf(`{"conversationId":"conv-%d","messages":[{"text":"answer %d"}]}`, i, i)
+		}
+		return fmt.Sprintf(`{"conversationId":"conv-%d","messages":[{"text":"answer %d"}],"agentResponse":{"messageId":"m-%d"}}`, i, i, i)
+	}
+	var deliveries []int
+	for i := range answers {
+		for range copies {
+			deliveries = append(deliveries, i)
+		}
+	}
+	rand.Shuffle(len(deliveries), func(a, b int) { deliveries[a], deliveries[b] = deliveries[b], deliveries[a] })
+
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	var lost atomic.Int32
+	for _, i := range deliveries {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			for range 100000 {
+				rec := httptest.NewRecorder()
+				h.ServeHTTP(rec, whRequest(http.MethodPost, "/hook", WebhookEventAgentResponse, body(i)))
+				switch rec.Code {
+				case http.StatusOK:
+					return
+				case http.StatusInternalServerError, http.StatusServiceUnavailable:
+					runtime.Gosched() // the sender delivers again
+				default:
+					t.Errorf("delivery of answer %d: status %d", i, rec.Code)
+					return
+				}
+			}
+			lost.Add(1)
+		}()
+	}
+	close(start)
+	wg.Wait()
+
+	assert.Zero(t, lost.Load(), "deliveries never acknowledged")
+	for i := range tallies {
+		want := int32(1)
+		if failFirst(i) || panicFirst(i) {
+			want = 2
+		}
+		assert.Equal(t, int32(1), tallies[i].ok.Load(), "answer %d handled successfully exactly once", i)
+		assert.Equal(t, want, tallies[i].calls.Load(), "answer %d: calls of fn", i)
+	}
+}
+
+func FuzzParseWebhook(f *testing.F) {
+	signed, err := SignWebhookURL("https://h.example.com/hook", whParams{Tenant: "acme", Order: 3}, whSecret)
+	require.NoError(f, err)
+	signedQuery := signed[strings.IndexByte(signed, '?')+1:]
+	f.Add([]byte(whDocBody), "agent.response", "", false)
+	f.Add([]byte(whDocBody), "", signedQuery, true)
+	f.Add([]byte(`{"messages":[{"text":1}]}`), "agent.response", "a=1", false)
+	f.Add([]byte(`[]`), "other", "laburen_sig=x", true)
+	f.Add([]byte("\xff\x00{"), "agent.response\r\n", "%zz", false)
+	f.Fuzz(func(t *testing.T, body []byte, event, rawQuery string, secret bool) {
+		var opts []WebhookOption
+		if secret {
+			opts = append(opts, WithWebhookSecret(whSecret))
+		}
+		r := &http.Request{
+			Method:        http.MethodPost,
+			URL:           &url.URL{Path: "/hook", RawQuery: rawQuery},
+			Header:        http.Header{WebhookEventHeader: {event}},
+			Body:          io.NopCloser(bytes.NewReader(body)),
+			ContentLength: int64(len(body)),
+		}
+		ev, err := ParseWebhook(r, opts...)
+		if err != nil {
+			status := WebhookErrorStatus(err)
+			if status != 400 && status != 401 && status != 413 {
+				t.Fatalf("status %d for %v", status, err)
+			}
+			if strings.Contains(err.Error(), string(whSecret)) {
+				t.Fatal("the secret is in the error")
+			}
+			return
+		}
+		if !bytes.Equal(ev.Body, body) || !json.Valid(body) {
+			t.Fatalf("body %q kept as %q", body, ev.Body)
+		}
+		if ev.Name != WebhookEventAgentResponse && (ev.AgentResponse != nil || ev.Messages != nil) {
+			t.Fatalf("event %q decoded as agent.response", ev.Name)
+		}
+		if secret {
+			// Accepted: the verified parameters sign to the very signature the URL carried.
+			again, err := SignWebhookURL("https://h.example.com/hook", ev.Params, whSecret)
+			if err != nil {
+				t.Fatal(err)
+			}
+			u, _ := url.Parse(again)
+			q, _ := url.ParseQuery(rawQuery)
+			if u.Query().Get(WebhookSignatureParam) != q.Get(WebhookSignatureParam) {
+				t.Fatalf("query %q accepted with a signature of other parameters", rawQuery)
+			}
+		} else if ev.Params != nil {
+			t.Fatal("parameters without a secret")
+		}
+
+		// Any parameters signed by SignWebhookURL verify.
+		values, perr := url.ParseQuery(rawQuery)
+		if perr != nil || values.Has(WebhookSignatureParam) {
+			return
+		}
+		signed, err := SignWebhookURL("https://h.example.com/hook", values, whSecret)
+		if err != nil {
+			t.Fatal(err)
+		}
+		u, _ := url.Parse(signed)
+		r.URL = u
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		ev, err = ParseWebhook(r, WithWebhookSecret(whSecret))
+		if err != nil {
+			t.Fatalf("signed %q refused: %v", signed, err)
+		}
+		if len(values) > 0 && fmt.Sprint(ev.Params) != fmt.Sprint(values) {
+			t.Fatalf("params %v, want %v", ev.Params, values)
+		}
+	})
+}
