@@ -6,6 +6,7 @@ import (
 	"log"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 
 	"github.com/laburen/laburen-go"
@@ -109,4 +110,58 @@ func ExampleClient_QueryAsync() {
 	fmt.Println(q.Status, q.ConversationID, q.InputMessageID)
 	// Output:
 	// queued clconv1 msg_input123
+}
+
+// The whole flow as the README shows it: a receiver, the signed URL of its webhook, and the
+// query that hands that URL to Laburen. It needs a Laburen account, so it is compiled, not run.
+func Example_conversationalMode() {
+	ctx := context.Background()
+	c, err := laburen.NewClient() // the key comes from LABUREN_API_KEY
+	if err != nil {
+		log.Fatal(err)
+	}
+	agentID := os.Getenv("LABUREN_AGENT_ID")
+	go func() { log.Fatal(http.ListenAndServe(":8080", nil)) }()
+
+	// README: receiving
+	secret := []byte("load-32-random-bytes-from-config") // at least 16 bytes; never in the code
+
+	handler := laburen.NewWebhookHandler(func(ctx context.Context, ev *laburen.WebhookEvent) error {
+		if ev.Name != laburen.WebhookEventAgentResponse {
+			return nil // an event this receiver does not use: acknowledge it
+		}
+		order := ev.Params.Get("order") // verified: it comes from the signed URL
+		for _, m := range ev.Messages {
+			fmt.Printf("order %s, conversation %s: %s\n", order, ev.ConversationID, m.Text)
+		}
+		return nil // an error or a panic answers 500, and Laburen may deliver again
+	},
+		laburen.WithWebhookSecret(secret),
+		laburen.WithWebhookDeduplicator(laburen.NewMemoryDeduplicator(10_000)),
+	)
+	http.Handle("/webhook/laburen", handler)
+
+	// The URL to send as QueryRequest.WebhookURL with Client.QueryAsync.
+	hookURL, err := laburen.SignWebhookURL("https://hooks.example.com/webhook/laburen", struct {
+		Order string `url:"order"`
+	}{Order: "A-1001"}, secret)
+	// README end
+	if err != nil {
+		log.Fatal(err)
+	}
+
+	// README: QueryAsync
+	q, err := c.QueryAsync(ctx, agentID, laburen.QueryRequest{
+		Query:      "Where is my order?",
+		WebhookURL: hookURL, // from SignWebhookURL, below
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	if !q.Queued() { // conversational mode is off for this agent: it answered at once
+		fmt.Println(q.Answer.Answer)
+		return
+	}
+	fmt.Println(q.Status, q.ConversationID, q.InputMessageID) // queued clconv1 msg_input123
+	// README end
 }
