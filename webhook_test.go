@@ -836,7 +836,8 @@ func TestWebhookDeduplicatorFailures(t *testing.T) {
 }
 
 // TestWebhookConcurrentDeliveries sends 1,000 deliveries of 250 answers at once, each answer
-// four times, like a sender that redelivers on any status but 200. Some handler calls fail
+// four times, like a sender that redelivers on any status but 200 (a duplicate that arrives
+// while the first is being handled gets 503, and comes back). Some handler calls fail
 // or panic the first time. Every answer must reach fn successfully exactly once, and every
 // delivery must end acknowledged.
 func TestWebhookConcurrentDeliveries(t *testing.T) {
@@ -851,6 +852,7 @@ func TestWebhookConcurrentDeliveries(t *testing.T) {
 			return nil
 		}
 		n := tallies[i].calls.Add(1)
+		runtime.Gosched() // let the other copies in while this one is being handled
 		switch {
 		case n == 1 && failFirst(i):
 			return errors.New("transient")
@@ -867,13 +869,14 @@ func TestWebhookConcurrentDeliveries(t *testing.T) {
 		}
 		return fmt.Sprintf(`{"conversationId":"conv-%d","messages":[{"text":"answer %d"}],"agentResponse":{"messageId":"m-%d"}}`, i, i, i)
 	}
+	// The copies of an answer start side by side, so that they overlap; the answers come in a
+	// random order.
 	var deliveries []int
-	for i := range answers {
+	for _, i := range rand.Perm(answers) {
 		for range copies {
 			deliveries = append(deliveries, i)
 		}
 	}
-	rand.Shuffle(len(deliveries), func(a, b int) { deliveries[a], deliveries[b] = deliveries[b], deliveries[a] })
 
 	start := make(chan struct{})
 	var wg sync.WaitGroup
