@@ -1,0 +1,835 @@
+package laburen
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"iter"
+	"mime"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	sse "github.com/tmaxmax/go-sse"
+)
+
+// EventType is the type of a stream event: the name in its "event:" field.
+type EventType string
+
+// The event types of a streamed answer. Any other name is kept as it came; an event without a
+// name has the type EventMessage, as in a browser's EventSource.
+const (
+	// EventAnswer carries a piece of the answer text, in StreamEvent.Text.
+	EventAnswer EventType = "answer"
+	// EventEndpointResponse carries the whole response object, parsed in StreamEvent.Response.
+	EventEndpointResponse EventType = "endpoint_response"
+	// EventToolCall carries a tool call as a JSON object, in StreamEvent.Data.
+	EventToolCall EventType = "tool_call"
+	// EventMessage is the type of an event sent without a name (other than the final [DONE] and
+	// [ERROR] events, which end the stream and are not shown as events).
+	EventMessage EventType = "message"
+)
+
+// ErrStreamClosed is the error of a stream that Close ended before its final [DONE] or [ERROR]
+// event: Err returns an error matching it through errors.Is.
+var ErrStreamClosed = errors.New("laburen: stream closed")
+
+// StreamEvent is one event of a streamed answer.
+type StreamEvent struct {
+	// Type is the event's name: EventAnswer, EventEndpointResponse, EventToolCall, EventMessage
+	// for an unnamed event, or any other name as it came.
+	Type EventType
+	// Text is the piece of answer text of an EventAnswer, decoded; empty for other types, so
+	// that printing Text of every event prints the answer.
+	Text string
+	// Response is the parsed response object of an EventEndpointResponse; nil for other types.
+	Response *QueryResponse
+	// Data is the event's payload, percent-decoded when the server percent-encoded it: the
+	// answer piece, or the JSON text of an endpoint_response or tool_call.
+	Data string
+	// Raw is the payload exactly as received.
+	Raw string
+}
+
+// QueryStream sends a user's message to an agent and streams the answer as it is generated
+// ("streaming": true). It returns once the response headers have arrived: an error status is
+// returned here as an *APIError, and retried like Query when it is safe to (no connection, 429,
+// 502, 503, 504); nothing is retried once the stream has begun.
+//
+// Read the events with Next and Current, or the answer text with Text, or wait for the whole
+// response with Final; always Close the stream. Err reports how the stream ended: nil only after
+// the server's final [DONE] event.
+//
+// A 2xx response without a Content-Type, or with text/event-stream, is read as the event stream.
+// A JSON response (a server that ignored "streaming") is decoded as the whole response and shown
+// as a finished stream: an EventAnswer with the whole answer, then its EventEndpointResponse.
+// Any other content type (an HTML page from a proxy, for example) is an error that names the
+// status, the content type and the start of the body.
+func (c *Client) QueryStream(ctx context.Context, agentID string, req QueryRequest, opts ...Option) (*Stream, error) {
+	op := "stream query agent " + strconv.Quote(agentID)
+	cfg, r, err := c.queryRequest(agentID, &req, true, opts)
+	if err != nil {
+		return nil, opError(op, err)
+	}
+	return c.openStream(ctx, op, cfg, r)
+}
+
+// AgentQueryStream records an agent-side message like AgentQuery and streams the server's
+// answer, exactly as QueryStream does. The endpoint_response event of this endpoint describes
+// the recorded message (its IDs and the conversation's status); it is parsed into the same
+// QueryResponse, and StreamEvent.Data and QueryResponse.Raw keep the object as it came.
+func (c *Client) AgentQueryStream(ctx context.Context, agentID string, req AgentQueryRequest, opts ...Option) (*Stream, error) {
+	op := "stream agent query to agent " + strconv.Quote(agentID)
+	cfg, r, err := c.agentQueryRequest(agentID, &req, true, opts)
+	if err != nil {
+		return nil, opError(op, err)
+	}
+	return c.openStream(ctx, op, cfg, r)
+}
+
+// openStream sends a streaming request through the request path and wraps its response.
+func (c *Client) openStream(ctx context.Context, op string, cfg *config, r request) (*Stream, error) {
+	sctx, cancel := context.WithCancelCause(ctx)
+	res, err := c.send(sctx, cfg, r)
+	if err != nil {
+		cancel(nil)
+		return nil, opError(op, err)
+	}
+	ct := res.Header.Get("Content-Type")
+	mediaType, _, _ := mime.ParseMediaType(ct)
+	switch {
+	case ct == "" || mediaType == "text/event-stream":
+		return newStream(ctx, sctx, cancel, op, res.StatusCode, res.Body, cfg), nil
+	case mediaType == "application/json" || strings.HasSuffix(mediaType, "+json"):
+		defer cancel(nil)
+		defer res.Body.Close()
+		body, err := io.ReadAll(io.LimitReader(res.Body, int64(cfg.maxEventSize)+1))
+		if err != nil {
+			return nil, opError(op, fmt.Errorf("read JSON response (HTTP %d) to a streaming request: %w", res.StatusCode, err))
+		}
+		if len(body) > cfg.maxEventSize {
+			return nil, opError(op, fmt.Errorf("JSON response to a streaming request exceeds %d bytes (raise WithMaxEventSize)", cfg.maxEventSize))
+		}
+		var qr QueryResponse
+		if err := decodeJSON(body, &qr); err != nil {
+			return nil, opError(op, fmt.Errorf("decode JSON response (HTTP %d) to a streaming request: %w; body starts %q",
+				res.StatusCode, err, shorten(string(body), 200)))
+		}
+		return finishedStream(op, res.StatusCode, &qr), nil
+	default:
+		defer cancel(nil)
+		defer res.Body.Close()
+		start, _ := io.ReadAll(io.LimitReader(res.Body, 200))
+		return nil, opError(op, fmt.Errorf("HTTP %d with Content-Type %q is not an event stream; body starts %q",
+			res.StatusCode, ct, shorten(string(start), 200)))
+	}
+}
+
+// Stream is a streamed answer. Next advances it one event at a time; Close releases it.
+//
+// Next, Current, Err, Answer, Response, Text and Final belong to the goroutine that reads the
+// stream. Close may be called from any goroutine, any number of times: it ends a Next that is
+// waiting for data at once. The stream also releases its connection by itself when it ends.
+type Stream struct {
+	op     string
+	status int
+
+	mu       sync.Mutex // held by Next while it reads, and by Close while it releases
+	ended    bool       // Next returns false from now on
+	finished bool       // the final [DONE] event arrived
+	released bool       // the connection, coroutine and timer are released
+	err      error      // why the stream ended, wrapped with op; nil after [DONE]
+
+	cur    StreamEvent
+	answer strings.Builder
+	resp   *QueryResponse
+
+	// synthetic events of a finished stream (a JSON answer to a streaming request)
+	synth []StreamEvent
+
+	// the event stream
+	parent    context.Context
+	done      <-chan struct{} // parent.Done()
+	cancel    context.CancelCauseFunc
+	ctxDone   atomic.Bool // the stream's context ended: parent cancelled, idle, or Close
+	closed    atomic.Bool // Close was called
+	stopAfter func() bool
+	afterDone chan struct{}
+	body      io.ReadCloser
+	feed      feeder
+	idle      *idleTimer
+	maxEvent  int
+	pull      func() (struct{}, bool)
+	stopPull  func()
+	queue     []queued // events parsed by go-sse, not yet handled by Next
+	qi        int
+	parsed    bool  // go-sse has stopped: the queue is all that is left
+	parseErr  error // the error go-sse stopped with
+}
+
+// queued is an event as go-sse parsed it, with whether its block had a data field.
+type queued struct {
+	ev      sse.Event
+	hasData bool
+}
+
+// maxBatch bounds how many parsed events wait for Next at once.
+const maxBatch = 256
+
+// newStream wraps the body of an event stream. sctx is the request's context, derived from
+// parent; cancel cancels it (and with it the body).
+func newStream(parent, sctx context.Context, cancel context.CancelCauseFunc, op string, status int, body io.ReadCloser, cfg *config) *Stream {
+	s := &Stream{
+		op:        op,
+		status:    status,
+		parent:    parent,
+		done:      parent.Done(),
+		cancel:    cancel,
+		body:      body,
+		maxEvent:  cfg.maxEventSize,
+		afterDone: make(chan struct{}),
+	}
+	if cfg.streamIdleTimeout > 0 {
+		s.idle = newIdleTimer(cfg.streamIdleTimeout, func(err error) { cancel(err) })
+	}
+	s.feed = feeder{r: body, max: cfg.maxEventSize, idle: s.idle}
+	// Closing the body ends a Read that is waiting for data even when the transport does not
+	// tie the body to the request's context.
+	s.stopAfter = context.AfterFunc(sctx, func() {
+		s.ctxDone.Store(true)
+		body.Close()
+		close(s.afterDone)
+	})
+	s.pull, s.stopPull = iter.Pull(s.parse)
+	return s
+}
+
+// finishedStream is a stream whose whole response is already known.
+func finishedStream(op string, status int, res *QueryResponse) *Stream {
+	s := &Stream{op: op, status: status, released: true}
+	if res.Answer != "" {
+		s.synth = append(s.synth, StreamEvent{Type: EventAnswer, Text: res.Answer, Data: res.Answer, Raw: res.Answer})
+	}
+	raw := string(res.Raw)
+	s.synth = append(s.synth, StreamEvent{Type: EventEndpointResponse, Response: res, Data: raw, Raw: raw})
+	return s
+}
+
+// parse runs go-sse over the body in a coroutine (iter.Pull). It queues the events go-sse
+// yields and hands them to Next in batches: it goes on parsing without switching back while the
+// next event is already buffered whole, and switches back before any read that could wait.
+func (s *Stream) parse(yield func(struct{}) bool) {
+	for ev, err := range sse.Read(&s.feed, &sse.ReadConfig{MaxEventSize: s.maxEvent}) {
+		if err != nil {
+			s.parseErr = err
+			return
+		}
+		s.queue = append(s.queue, queued{ev: ev, hasData: s.feed.lastHasData})
+		if len(s.queue) < maxBatch && s.feed.nextHasData() {
+			continue
+		}
+		if !yield(struct{}{}) {
+			return
+		}
+	}
+}
+
+// Next advances to the next event and reports whether there is one; read it with Current.
+// Next returns false when the stream ends: after the final [DONE] event (Err is nil), or on
+// any failure, an [ERROR] event, a cut-off body, a cancelled context, the idle timeout or Close
+// (Err says which). Blocks with no data field, and the [DONE] and [ERROR] events, are not
+// shown as events.
+func (s *Stream) Next() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ended {
+		return false
+	}
+	if s.synth != nil {
+		return s.nextSynthetic()
+	}
+	for {
+		if s.interrupted() {
+			s.end(s.failure())
+			return false
+		}
+		for s.qi < len(s.queue) {
+			q := s.queue[s.qi]
+			s.queue[s.qi] = queued{}
+			s.qi++
+			if s.handle(q) {
+				return true
+			}
+			if s.ended {
+				return false
+			}
+		}
+		if s.parsed {
+			s.end(s.failure())
+			return false
+		}
+		s.queue, s.qi = s.queue[:0], 0
+		if _, ok := s.pull(); !ok {
+			s.parsed = true
+		}
+	}
+}
+
+// interrupted reports whether the stream must stop: Close was called, or the caller's context
+// ended, or the idle timer fired.
+func (s *Stream) interrupted() bool {
+	select {
+	case <-s.done:
+		return true
+	default:
+		return s.closed.Load() || s.ctxDone.Load()
+	}
+}
+
+func (s *Stream) nextSynthetic() bool {
+	if len(s.synth) == 0 {
+		s.synth = nil
+		s.ended, s.finished = true, true
+		return false
+	}
+	s.cur, s.synth = s.synth[0], s.synth[1:]
+	switch s.cur.Type {
+	case EventAnswer:
+		s.answer.WriteString(s.cur.Text)
+	case EventEndpointResponse:
+		s.resp = s.cur.Response
+	}
+	return true
+}
+
+// handle interprets one parsed event. It reports whether the event is shown to the caller;
+// when the event ends the stream it calls end.
+func (s *Stream) handle(q queued) bool {
+	ev := q.ev
+	if ev.Data == "" && !q.hasData {
+		// A block without a data field: the WHATWG rules do not dispatch it.
+		return false
+	}
+	data := decodePayload(ev.Data)
+	switch typ := EventType(ev.Type); typ {
+	case EventAnswer:
+		s.answer.WriteString(data)
+		s.cur = StreamEvent{Type: EventAnswer, Text: data, Data: data, Raw: ev.Data}
+	case "", EventMessage:
+		if data == "[DONE]" {
+			s.end(nil)
+			return false
+		}
+		if msg, ok := strings.CutPrefix(data, "[ERROR]"); ok {
+			s.end(s.inBandError(msg, ev.Data))
+			return false
+		}
+		s.cur = StreamEvent{Type: EventMessage, Data: data, Raw: ev.Data}
+	case EventEndpointResponse:
+		var res QueryResponse
+		if err := decodeJSON([]byte(data), &res); err != nil {
+			s.end(fmt.Errorf("decode endpoint_response event: %w; data starts %q", err, shorten(data, 200)))
+			return false
+		}
+		s.resp = &res
+		s.cur = StreamEvent{Type: EventEndpointResponse, Response: &res, Data: data, Raw: ev.Data}
+	default:
+		s.cur = StreamEvent{Type: typ, Data: data, Raw: ev.Data}
+	}
+	return true
+}
+
+// inBandError is the *APIError of an "[ERROR]..." event.
+func (s *Stream) inBandError(msg, raw string) error {
+	e := &APIError{StatusCode: s.status, Body: raw, hint: "sent as an [ERROR] event in the stream"}
+	e.Code, e.Message = splitText(strings.TrimSpace(msg))
+	if e.Code == "" && e.Message == "" {
+		e.Message = "the server reported an error without a code or message"
+	}
+	return e
+}
+
+// failure explains why the stream stopped without its final event.
+func (s *Stream) failure() error {
+	switch {
+	case s.closed.Load():
+		return &streamError{msg: "stream closed before its end", errs: []error{ErrStreamClosed}}
+	case s.parent.Err() != nil:
+		err := s.parent.Err()
+		if cause := context.Cause(s.parent); cause != nil && cause != err {
+			return fmt.Errorf("stream interrupted: %w (%w)", err, cause)
+		}
+		return fmt.Errorf("stream interrupted: %w", err)
+	case s.idle != nil && s.idle.fired.Load():
+		return s.idle.err
+	}
+	err := s.feed.err
+	if errors.Is(s.parseErr, bufio.ErrTooLong) {
+		err = s.parseErr
+	}
+	var tooLarge *eventTooLargeError
+	switch {
+	case errors.As(err, &tooLarge):
+		return err
+	case errors.Is(err, bufio.ErrTooLong):
+		return &eventTooLargeError{max: s.maxEvent}
+	}
+	return s.feed.truncated(s.parseErr)
+}
+
+// end records how the stream ended and releases it. err is nil after [DONE].
+func (s *Stream) end(err error) {
+	s.ended = true
+	if err == nil {
+		s.finished = true
+	} else {
+		s.err = opError(s.op, err)
+	}
+	s.release()
+}
+
+// release frees everything the stream holds: the parsing coroutine, the timer, the body and
+// the context. It runs once, with s.mu held.
+func (s *Stream) release() {
+	if s.released {
+		return
+	}
+	s.released = true
+	s.stopPull()
+	if s.idle != nil {
+		s.idle.stop()
+	}
+	if s.stopAfter() {
+		s.body.Close()
+	} else {
+		<-s.afterDone // the context ended first: its AfterFunc closes the body
+	}
+	s.cancel(context.Canceled)
+	s.queue, s.qi = nil, 0
+}
+
+// Current returns the event Next advanced to.
+func (s *Stream) Current() StreamEvent { return s.cur }
+
+// Err returns why the stream ended: nil while it runs and after the final [DONE] event; an
+// *APIError (matching ErrUsageLimit and the other sentinels) after an [ERROR] event; an error
+// matching ErrStreamTruncated and io.ErrUnexpectedEOF when the body ended without either; the
+// context's error; an error naming WithStreamIdleTimeout or WithMaxEventSize; or one matching
+// ErrStreamClosed after Close.
+func (s *Stream) Err() error {
+	if s.err != nil {
+		return s.err
+	}
+	if !s.finished && s.closed.Load() {
+		return opError(s.op, &streamError{msg: "stream closed before its end", errs: []error{ErrStreamClosed}})
+	}
+	return nil
+}
+
+// Answer returns the answer text joined from the EventAnswer events read so far.
+func (s *Stream) Answer() string { return s.answer.String() }
+
+// Response returns the response object of the endpoint_response event, or nil before it has
+// been read.
+func (s *Stream) Response() *QueryResponse { return s.resp }
+
+// Close ends the stream and releases its connection. It may be called from any goroutine and
+// more than once; it ends a Next that is waiting for data. It always returns nil.
+func (s *Stream) Close() error {
+	s.closed.Store(true)
+	if s.cancel != nil {
+		s.cancel(context.Canceled)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.ended {
+		s.ended = true
+	}
+	if s.synth != nil {
+		s.synth = nil
+	}
+	if !s.released {
+		s.release()
+	}
+	return nil
+}
+
+// Text returns the answer as an iterator of text pieces, for a range loop. It reads the stream
+// to its end and closes it when the loop ends, also when the loop breaks early. When the
+// stream fails the last iteration yields ("", err); a stream that ends with [DONE] yields no
+// error.
+//
+//	for text, err := range st.Text() {
+//		if err != nil {
+//			return err
+//		}
+//		fmt.Print(text)
+//	}
+func (s *Stream) Text() iter.Seq2[string, error] {
+	return func(yield func(string, error) bool) {
+		defer s.Close()
+		for s.Next() {
+			ev := s.Current()
+			if ev.Type != EventAnswer || ev.Text == "" {
+				continue
+			}
+			if !yield(ev.Text, nil) {
+				return
+			}
+		}
+		if err := s.Err(); err != nil {
+			yield("", err)
+		}
+	}
+}
+
+// Final reads the stream to its end and returns the whole response: the endpoint_response
+// object, with Answer set to the joined answer text when the object has no answer. When the
+// stream ends with [DONE] but sent no endpoint_response, the response holds the joined answer
+// alone. When the stream fails, Final returns its error; Answer and Response still show what
+// arrived.
+func (s *Stream) Final() (*QueryResponse, error) {
+	for s.Next() {
+	}
+	if err := s.Err(); err != nil {
+		return nil, err
+	}
+	var res QueryResponse
+	if s.resp != nil {
+		res = *s.resp
+	}
+	if res.Answer == "" {
+		res.Answer = s.Answer()
+	}
+	return &res, nil
+}
+
+// streamError is an error with its own message that matches the errors it lists.
+type streamError struct {
+	msg  string
+	errs []error
+}
+
+func (e *streamError) Error() string   { return e.msg }
+func (e *streamError) Unwrap() []error { return e.errs }
+
+// eventTooLargeError reports an event larger than WithMaxEventSize allows.
+type eventTooLargeError struct{ max int }
+
+func (e *eventTooLargeError) Error() string {
+	return fmt.Sprintf("an event is larger than %d bytes (raise the limit with WithMaxEventSize)", e.max)
+}
+
+// idleTimer fails a stream that waits longer than d for its body to deliver a byte. It runs
+// only while a read is waiting.
+type idleTimer struct {
+	d       time.Duration
+	t       *time.Timer
+	err     error
+	fired   atomic.Bool
+	started bool          // a disarm found that the timer had fired
+	done    chan struct{} // closed when the timer's function has run
+	once    sync.Once
+}
+
+func newIdleTimer(d time.Duration, fail func(error)) *idleTimer {
+	it := &idleTimer{
+		d:    d,
+		done: make(chan struct{}),
+		err: &streamError{
+			msg:  fmt.Sprintf("no data arrived for %v, the stream stalled (WithStreamIdleTimeout)", d),
+			errs: []error{context.DeadlineExceeded},
+		},
+	}
+	it.t = time.AfterFunc(time.Hour, func() {
+		it.fired.Store(true)
+		fail(it.err)
+		it.once.Do(func() { close(it.done) })
+	})
+	it.t.Stop()
+	return it
+}
+
+// arm starts the timer before a read; disarm stops it after the read. Both run on the
+// goroutine that reads the stream, as does stop.
+func (it *idleTimer) arm() { it.t.Reset(it.d) }
+
+func (it *idleTimer) disarm() {
+	if !it.t.Stop() {
+		it.started = true // the timer fired during the read: its function has started
+	}
+}
+
+// stop stops the timer for good; when the timer fired, it waits for the timer's function to
+// return, so that nothing of the stream outlives it.
+func (it *idleTimer) stop() {
+	it.t.Stop()
+	if it.started {
+		<-it.done
+	}
+}
+
+// feeder sits between the body and go-sse. go-sse looks for the end of an event from the start
+// of the buffered event at every read, so an event that arrives in many small reads costs time
+// quadratic in its size. The feeder finds the ends of events itself, with one linear scan, and
+// hands go-sse one whole event per Read: each event is parsed once, and reaches go-sse as soon as
+// its blank line has arrived.
+type feeder struct {
+	r    io.Reader
+	max  int
+	idle *idleTimer
+
+	buf        []byte
+	rpos, wpos int // buf[rpos:wpos] is read from the body and not yet handed to go-sse
+	scanned    int // buf[:scanned] is scanned for line ends
+
+	// the complete events in buf, not yet (wholly) handed to go-sse
+	segs    []segment
+	segHead int
+
+	// scanning state
+	segStart  int  // where the event being scanned starts (just after the previous one)
+	lineBegin int  // where the line being scanned starts
+	lineStart bool // at the start of a line
+	pendingCR bool // the last line ended with CR: a LF right after it belongs to it
+	content   bool // the event being scanned has a non-blank line
+	hasData   bool // the event being scanned has a data field
+	bomDone   bool // the first non-blank line has been seen
+
+	lastHasData bool // whether the event handed to go-sse last has a data field
+
+	total   int64 // bytes read from the body
+	err     error // the body's error (io.EOF at its end), or an event over the limit
+	empties int
+}
+
+// segment is a complete event in the feeder's buffer: it ends just before end.
+type segment struct {
+	end     int
+	hasData bool
+}
+
+const feederMinBuf = 4096
+
+// Read hands go-sse the next complete event, or as much of it as p holds.
+func (f *feeder) Read(p []byte) (int, error) {
+	for f.segHead == len(f.segs) {
+		if f.err != nil {
+			return 0, f.err
+		}
+		f.fill()
+	}
+	sg := &f.segs[f.segHead]
+	n := copy(p, f.buf[f.rpos:sg.end])
+	f.rpos += n
+	f.lastHasData = sg.hasData
+	if f.rpos == sg.end {
+		f.segHead++
+		if f.segHead == len(f.segs) {
+			f.segs, f.segHead = f.segs[:0], 0
+		}
+	}
+	return n, nil
+}
+
+// nextHasData reports whether the next event is in the buffer whole and has a data field, so
+// that go-sse will certainly yield it without waiting for the body.
+func (f *feeder) nextHasData() bool {
+	return f.segHead < len(f.segs) && f.segs[f.segHead].hasData
+}
+
+// fill reads from the body once. It is called when no complete event is buffered, so
+// buf[rpos:wpos] is the start of an incomplete event.
+func (f *feeder) fill() {
+	if f.rpos > 0 {
+		n := copy(f.buf, f.buf[f.rpos:f.wpos])
+		d := f.rpos
+		f.rpos, f.wpos = 0, n
+		f.scanned -= d
+		f.segStart -= d
+		f.lineBegin -= d
+	}
+	if f.wpos == len(f.buf) {
+		size := max(2*len(f.buf), feederMinBuf)
+		if size > f.max+1 && f.max+1 > len(f.buf) {
+			size = f.max + 1
+		}
+		nb := make([]byte, size)
+		copy(nb, f.buf[:f.wpos])
+		f.buf = nb
+	}
+	if f.idle != nil {
+		f.idle.arm()
+	}
+	n, err := f.r.Read(f.buf[f.wpos:])
+	if f.idle != nil {
+		f.idle.disarm()
+	}
+	if n > 0 {
+		f.empties = 0
+		f.wpos += n
+		f.total += int64(n)
+		f.scan()
+	}
+	switch {
+	case err != nil:
+		if f.err == nil {
+			f.err = err
+		}
+	case n == 0:
+		if f.empties++; f.empties > 100 {
+			f.err = io.ErrNoProgress
+		}
+	}
+}
+
+// scan finds the line ends and the events' ends in buf[scanned:wpos]. Lines end with CR, LF or
+// CRLF; an event ends with a blank line after a non-blank one. Blank lines before an event are
+// part of it (go-sse skips them).
+func (f *feeder) scan() {
+	buf := f.buf[:f.wpos]
+	nl, cr := -1, -1 // the next LF and CR at or after i; len(buf) when there is none
+	for i := f.scanned; i < len(buf); {
+		if nl < i {
+			nl = indexFrom(buf, i, '\n')
+		}
+		if cr < i {
+			cr = indexFrom(buf, i, '\r')
+		}
+		j := min(nl, cr)
+		if j > i {
+			f.lineStart, f.pendingCR, f.content = false, false, true
+			if j == len(buf) {
+				break
+			}
+		}
+		c := buf[j]
+		if c == '\n' && f.pendingCR {
+			f.pendingCR = false
+			f.lineBegin = j + 1
+			i = j + 1
+			continue
+		}
+		if f.lineStart {
+			if f.content {
+				end := j + 1
+				if end-f.segStart > f.max {
+					f.err = &eventTooLargeError{max: f.max}
+					f.scanned = len(buf)
+					return
+				}
+				f.segs = append(f.segs, segment{end: end, hasData: f.hasData})
+				f.segStart = end
+				f.content, f.hasData = false, false
+			}
+		} else {
+			if !f.hasData && f.isDataLine(buf[f.lineBegin:j]) {
+				f.hasData = true
+			}
+			f.lineStart = true
+		}
+		f.pendingCR = c == '\r'
+		f.lineBegin = j + 1
+		i = j + 1
+	}
+	f.scanned = len(buf)
+	if len(buf)-f.segStart > f.max && f.err == nil {
+		f.err = &eventTooLargeError{max: f.max}
+	}
+}
+
+// isDataLine reports whether a non-blank line is a data field, as go-sse reads it: "data"
+// alone or followed by a colon. A byte order mark before the stream's first line is skipped.
+func (f *feeder) isDataLine(line []byte) bool {
+	if !f.bomDone {
+		f.bomDone = true
+		line = bytes.TrimPrefix(line, []byte("\xEF\xBB\xBF"))
+	}
+	return len(line) >= 4 && string(line[:4]) == "data" && (len(line) == 4 || line[4] == ':')
+}
+
+// indexFrom returns the index of the first c in buf[i:], or len(buf).
+func indexFrom(buf []byte, i int, c byte) int {
+	if k := bytes.IndexByte(buf[i:], c); k >= 0 {
+		return i + k
+	}
+	return len(buf)
+}
+
+// truncated is the error of a body that ended, or failed, before the final event. parseErr
+// is the error go-sse stopped with, nil at a clean end of the body.
+func (f *feeder) truncated(parseErr error) error {
+	errs := []error{ErrStreamTruncated, io.ErrUnexpectedEOF}
+	readErr := f.err
+	if readErr == io.EOF {
+		readErr = nil
+	}
+	if readErr == nil && parseErr != nil && parseErr != io.EOF {
+		readErr = parseErr
+	}
+	var msg string
+	if readErr != nil {
+		errs = append(errs, readErr)
+		msg = fmt.Sprintf("stream truncated: reading the body failed after %d bytes, before [DONE] or [ERROR]: %v", f.total, readErr)
+	} else {
+		msg = fmt.Sprintf("stream truncated: the body ended after %d bytes without [DONE] or [ERROR]", f.total)
+		if f.content {
+			msg += fmt.Sprintf(" (it ended inside an event; its %d bytes were discarded)", f.wpos-f.segStart)
+		}
+	}
+	return &streamError{msg: msg, errs: errs}
+}
+
+// uriUnreserved marks the bytes JavaScript's encodeURIComponent leaves as they are.
+var uriUnreserved = func() (t [256]bool) {
+	for c := 'A'; c <= 'Z'; c++ {
+		t[c] = true
+	}
+	for c := 'a'; c <= 'z'; c++ {
+		t[c] = true
+	}
+	for c := '0'; c <= '9'; c++ {
+		t[c] = true
+	}
+	for _, c := range "-_.!~*'()" {
+		t[c] = true
+	}
+	return t
+}()
+
+// decodePayload decodes a payload percent-encoded by encodeURIComponent: one made only of
+// A-Z a-z 0-9 - _ . ! ~ * ' ( ) and valid %XX escapes. Any other payload is plain text and is
+// returned as it is. A payload without '%' is returned without allocating.
+func decodePayload(s string) string {
+	if strings.IndexByte(s, '%') < 0 {
+		return s
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c == '%' {
+			if i+2 >= len(s) || !isHex(s[i+1]) || !isHex(s[i+2]) {
+				return s
+			}
+			i += 2
+			continue
+		}
+		if !uriUnreserved[c] {
+			return s
+		}
+	}
+	u, err := url.PathUnescape(s)
+	if err != nil {
+		return s
+	}
+	return u
+}
+
+func isHex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+}
