@@ -346,7 +346,7 @@ func TestStreamEndings(t *testing.T) {
 		{name: "empty endpoint_response", in: "event: endpoint_response\ndata:\n\ndata: [DONE]\n\n",
 			is: []error{}, msg: []string{"decode endpoint_response event"}},
 		{name: "blocks without data do not touch the answer",
-			in: "event: answer\ndata: a\n\nevent: answer\n\nevent: endpoint_response\n\nid: 1\n\nevent: answer\ndata: b\n\ndata: [DONE]\n\n",
+			in:     "event: answer\ndata: a\n\nevent: answer\n\nevent: endpoint_response\n\nid: 1\n\nevent: answer\ndata: b\n\ndata: [DONE]\n\n",
 			answer: "ab"},
 	}
 	for _, tt := range tests {
