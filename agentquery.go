@@ -12,14 +12,13 @@ import (
 // sender) in a conversation's history. It does not call the AI. Like Query it is not retried
 // once the request has reached the server.
 func (c *Client) AgentQuery(ctx context.Context, agentID string, req AgentQueryRequest, opts ...Option) (*AgentQueryResponse, error) {
-	op := "agent query to agent " + strconv.Quote(agentID)
 	cfg, r, err := c.agentQueryRequest(agentID, &req, false, opts)
 	if err != nil {
-		return nil, opError(op, err)
+		return nil, opError("agent query to agent "+strconv.Quote(agentID), err)
 	}
 	var res AgentQueryResponse
 	if err := c.call(ctx, cfg, r, &res); err != nil {
-		return nil, opError(op, err)
+		return nil, opError("agent query to agent "+strconv.Quote(agentID), err)
 	}
 	return &res, nil
 }

@@ -21,13 +21,11 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
-	"net/http/httptrace"
 	"net/url"
 	"os"
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 )
 
@@ -345,6 +343,9 @@ var defaultHTTPClient = sync.OnceValue(func() *http.Client {
 
 // configFor returns the client's configuration with a call's options applied.
 func (c *Client) configFor(opts []Option) (*config, error) {
+	if len(opts) == 0 {
+		return &c.cfg, nil // never written to after NewClient
+	}
 	cfg := c.cfg
 	for _, opt := range opts {
 		if err := opt(&cfg); err != nil {
@@ -367,7 +368,7 @@ type request struct {
 func (c *Client) send(ctx context.Context, cfg *config, req request) (*http.Response, error) {
 	target := cfg.baseURL + req.path
 	for attempt := 1; ; attempt++ {
-		res, conn, err := c.attempt(ctx, cfg, target, req, attempt)
+		res, err := c.attempt(ctx, cfg, target, req, attempt)
 		var apiErr *APIError
 		switch {
 		case err == nil && res.StatusCode >= 200 && res.StatusCode < 300:
@@ -384,7 +385,7 @@ func (c *Client) send(ctx context.Context, cfg *config, req request) (*http.Resp
 		if attempt > cfg.maxRetries {
 			return nil, err
 		}
-		wait, ok := retryWait(cfg, attempt, conn, err, apiErr)
+		wait, ok := retryWait(cfg, attempt, err, apiErr)
 		if !ok {
 			return nil, err
 		}
@@ -399,62 +400,59 @@ func (c *Client) send(ctx context.Context, cfg *config, req request) (*http.Resp
 	}
 }
 
-// connTrace records how far one attempt got towards the server. The transport may call its
-// hooks from its own goroutines, hence the atomics.
-type connTrace struct {
-	dialing atomic.Bool // the transport started to look up or dial the server
-	gotConn atomic.Bool // a connection was obtained: the request may have been written
-}
-
-// neverSent reports whether a failed attempt certainly never reached the server: the transport
-// was connecting and got no connection, or the error is a failed dial or lookup. A transport
-// that reports no trace (a mock, a custom RoundTripper) is judged by its error alone.
-func (t *connTrace) neverSent(err error) bool {
-	if t.gotConn.Load() {
-		return false
-	}
-	if t.dialing.Load() {
-		return true
-	}
+// neverSent reports whether a transport error proves that the request never reached the
+// server: the connection could not be made (refused, unreachable, DNS, proxy, TLS handshake
+// timeout). Any other error may come after the request was written, and is not retried. Go's
+// transport retries a request on a stale pooled connection by itself only when nothing was
+// written, so these errors hold for the request as a whole.
+func neverSent(err error) bool {
 	var opErr *net.OpError
 	if errors.As(err, &opErr) && (opErr.Op == "dial" || opErr.Op == "proxyconnect") {
 		return true
 	}
 	var dnsErr *net.DNSError
-	return errors.As(err, &dnsErr)
+	if errors.As(err, &dnsErr) {
+		return true
+	}
+	var timeout interface{ Timeout() bool }
+	return errors.As(err, &timeout) && timeout.Timeout() && strings.Contains(err.Error(), "TLS handshake timeout")
 }
 
+// Header values the request path sets, shared read-only by every request.
+var (
+	jsonHeader   = []string{"application/json"}
+	streamHeader = []string{"text/event-stream"}
+)
+
 // attempt sends one HTTP request, number attempt of the call.
-func (c *Client) attempt(ctx context.Context, cfg *config, target string, req request, attempt int) (*http.Response, *connTrace, error) {
-	conn := &connTrace{}
-	trace := &httptrace.ClientTrace{
-		DNSStart:     func(httptrace.DNSStartInfo) { conn.dialing.Store(true) },
-		ConnectStart: func(string, string) { conn.dialing.Store(true) },
-		GotConn:      func(httptrace.GotConnInfo) { conn.gotConn.Store(true) },
-	}
-	hreq, err := http.NewRequestWithContext(httptrace.WithClientTrace(ctx, trace), http.MethodPost, target, bytes.NewReader(req.body))
+func (c *Client) attempt(ctx context.Context, cfg *config, target string, req request, attempt int) (*http.Response, error) {
+	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(req.body))
 	if err != nil {
-		return nil, conn, err
+		return nil, err
 	}
 	for k, v := range cfg.header {
 		hreq.Header[k] = v
 	}
-	hreq.Header.Set("Content-Type", "application/json")
+	// Canonical keys assigned directly: the values are fixed or already checked.
+	hreq.Header["Content-Type"] = jsonHeader
 	if req.stream {
-		hreq.Header.Set("Accept", "text/event-stream")
+		hreq.Header["Accept"] = streamHeader
 	} else {
-		hreq.Header.Set("Accept", "application/json")
+		hreq.Header["Accept"] = jsonHeader
 	}
-	hreq.Header.Set("User-Agent", cfg.userAgent)
+	hreq.Header["User-Agent"] = []string{cfg.userAgent}
 	if cfg.auth.set() {
-		hreq.Header.Set("Authorization", cfg.auth.value())
+		hreq.Header["Authorization"] = []string{cfg.auth.value()}
 	}
-	start := time.Now()
+	var start time.Time
+	if cfg.logger != nil {
+		start = time.Now()
+	}
 	res, err := cfg.httpClient.Do(hreq)
 	if cfg.logger != nil {
 		logAttempt(ctx, cfg.logger, req.path, attempt, res, err, time.Since(start))
 	}
-	return res, conn, err
+	return res, err
 }
 
 func logAttempt(ctx context.Context, l *slog.Logger, path string, attempt int, res *http.Response, err error, d time.Duration) {
@@ -487,9 +485,9 @@ func readAPIError(res *http.Response) *APIError {
 // retryWait decides whether a failed attempt is retried and after how long. A transport error
 // is retried only when the request certainly never reached the server; of the responses, only
 // 429, 502, 503 and 504 are.
-func retryWait(cfg *config, attempt int, conn *connTrace, err error, apiErr *APIError) (time.Duration, bool) {
+func retryWait(cfg *config, attempt int, err error, apiErr *APIError) (time.Duration, bool) {
 	switch {
-	case apiErr == nil && !conn.neverSent(err):
+	case apiErr == nil && !neverSent(err):
 		return 0, false
 	case apiErr == nil:
 	case apiErr.StatusCode == http.StatusTooManyRequests, apiErr.StatusCode == http.StatusBadGateway,
@@ -562,18 +560,61 @@ func (c *Client) call(ctx context.Context, cfg *config, req request, out any) er
 		return err
 	}
 	defer res.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(res.Body, int64(cfg.maxEventSize)+1))
+	body, err := readBody(res, cfg.maxEventSize)
 	if err != nil {
 		return fmt.Errorf("read response (HTTP %d): %w", res.StatusCode, err)
 	}
 	if len(body) > cfg.maxEventSize {
 		return fmt.Errorf("response body exceeds %d bytes (raise WithMaxEventSize)", cfg.maxEventSize)
 	}
-	if err := decodeJSON(body, out); err != nil {
+	if err := decodeOwnedJSON(body, out); err != nil {
 		return fmt.Errorf("decode response (HTTP %d, Content-Type %q): %w; body starts %q",
 			res.StatusCode, res.Header.Get("Content-Type"), err, shorten(string(body), 200))
 	}
 	return nil
+}
+
+// readBody reads a response body up to limit+1 bytes, in one allocation when its length is
+// announced. It reads to EOF, so that the connection returns to the pool.
+func readBody(res *http.Response, limit int) ([]byte, error) {
+	r := io.LimitReader(res.Body, int64(limit)+1)
+	size := int64(512)
+	if n := res.ContentLength; n > 0 && n <= int64(limit) {
+		size = n + 1 // room to see EOF without growing
+	}
+	buf := make([]byte, 0, size)
+	for {
+		m, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+m]
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+	}
+}
+
+// rawDecoder is a response type that keeps its raw JSON. decodeOwned decodes body, which the
+// caller hands over: it is kept as the raw JSON without a copy, and scanned once.
+type rawDecoder interface {
+	decodeOwned(body []byte) error
+}
+
+// decodeOwnedJSON is decodeJSON for a body the caller will not reuse.
+func decodeOwnedJSON(body []byte, out any) error {
+	d, ok := out.(rawDecoder)
+	if !ok {
+		return decodeJSON(body, out)
+	}
+	trimmed := bytes.TrimSpace(body)
+	if len(trimmed) == 0 || trimmed[0] != '{' {
+		return errors.New("not a JSON object")
+	}
+	return d.decodeOwned(trimmed)
 }
 
 // decodeJSON decodes a response body that must be one JSON object.

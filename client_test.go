@@ -367,10 +367,10 @@ func TestNoRetryAfterTheRequestWasSent(t *testing.T) {
 	assert.True(t, strings.HasPrefix(err.Error(), `laburen: query agent "a": `), err.Error())
 }
 
-// TestNoRetryOfUntracedTransportErrors: a transport that reports no connection trace (a mock, a
-// custom RoundTripper) gives no proof that nothing was sent, so its errors are not retried
-// unless they are failed dials.
-func TestNoRetryOfUntracedTransportErrors(t *testing.T) {
+// TestRetryOnlyTransportErrorsBeforeSending: of the transport errors, only those that prove the
+// request never left (a failed dial or lookup) are retried; any other may come after the server
+// got the request.
+func TestRetryOnlyTransportErrorsBeforeSending(t *testing.T) {
 	tests := []struct {
 		name      string
 		err       error
@@ -380,6 +380,8 @@ func TestNoRetryOfUntracedTransportErrors(t *testing.T) {
 		{"unexpected EOF", io.ErrUnexpectedEOF, 1},
 		{"dial refused", &net.OpError{Op: "dial", Net: "tcp", Err: errors.New("connection refused")}, 3},
 		{"DNS failure", &net.DNSError{Err: "no such host", Name: "h.test", IsNotFound: true}, 3},
+		{"proxy refused", &net.OpError{Op: "proxyconnect", Net: "tcp", Err: errors.New("connection refused")}, 3},
+		{"response header timeout", errors.New("net/http: timeout awaiting response headers"), 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -421,6 +423,41 @@ func TestRetryRefusedConnection(t *testing.T) {
 	assert.Len(t, waits(), DefaultMaxRetries)
 	var opErr *net.OpError
 	assert.ErrorAs(t, err, &opErr)
+}
+
+// TestRetryTLSHandshakeTimeout: a server that accepts connections but never completes the TLS
+// handshake never saw the request, so the attempt is retried.
+func TestRetryTLSHandshakeTimeout(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	done := make(chan struct{})
+	var held []net.Conn
+	go func() {
+		defer close(done)
+		for {
+			conn, err := l.Accept()
+			if err != nil {
+				return
+			}
+			held = append(held, conn) // silent: the handshake never completes
+		}
+	}()
+	t.Cleanup(func() {
+		_ = l.Close()
+		<-done
+		for _, c := range held {
+			_ = c.Close()
+		}
+	})
+	tr := &http.Transport{TLSHandshakeTimeout: 50 * time.Millisecond}
+	t.Cleanup(tr.CloseIdleConnections)
+	record, waits := recordWaits()
+	c, err := NewClient(WithBaseURL("https://"+l.Addr().String()), WithHTTPClient(&http.Client{Transport: tr}), record)
+	require.NoError(t, err)
+	_, err = c.Query(context.Background(), "a", QueryRequest{Query: "Hi"})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "TLS handshake timeout")
+	assert.Len(t, waits(), DefaultMaxRetries)
 }
 
 // TestCancelEndsTheWait: a context cancelled while the client waits to retry ends the wait at
@@ -546,4 +583,50 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.w.Write(p)
+}
+
+type failingReader struct{ data string }
+
+func (f *failingReader) Read(p []byte) (int, error) {
+	if f.data == "" {
+		return 0, errors.New("connection reset by peer")
+	}
+	n := copy(p, f.data)
+	f.data = f.data[n:]
+	return n, nil
+}
+
+func TestReadResponseBody(t *testing.T) {
+	long := `{"answer":"` + strings.Repeat("y", 3000) + `"}`
+	tests := []struct {
+		name          string
+		body          io.Reader
+		contentLength int64
+		wantAnswerLen int
+		wantErr       string
+	}{
+		{"length announced", strings.NewReader(okAnswer), int64(len(okAnswer)), 6, ""},
+		{"length unknown", strings.NewReader(long), -1, 3000, ""},
+		{"length zero but a body", strings.NewReader(okAnswer), 0, 6, ""},
+		{"length understated", strings.NewReader(long), 10, 3000, ""},
+		{"length overstated", strings.NewReader(okAnswer), 5000, 6, ""},
+		{"cut mid-body", &failingReader{data: `{"answer":"hel`}, 100, 0, "read response (HTTP 200): connection reset by peer"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			hc := &http.Client{Transport: roundTripFunc(func(*http.Request) (*http.Response, error) {
+				return &http.Response{StatusCode: 200, Header: http.Header{}, ContentLength: tt.contentLength, Body: io.NopCloser(tt.body)}, nil
+			})}
+			c, err := NewClient(WithHTTPClient(hc), WithAPIKey(""))
+			require.NoError(t, err)
+			res, err := c.Query(context.Background(), "a", QueryRequest{Query: "Hi"})
+			if tt.wantErr != "" {
+				require.Error(t, err)
+				assert.Contains(t, err.Error(), tt.wantErr)
+				return
+			}
+			require.NoError(t, err)
+			assert.Len(t, res.Answer, tt.wantAnswerLen)
+		})
+	}
 }

@@ -321,6 +321,26 @@ type AgentQueryResponse struct {
 	Raw json.RawMessage `json:"-"`
 }
 
+// decodeOwned is UnmarshalJSON for a body the request path hands over: kept without a copy.
+func (r *QueryResponse) decodeOwned(b []byte) error {
+	type plain QueryResponse
+	if err := json.Unmarshal(b, (*plain)(r)); err != nil {
+		return err
+	}
+	r.Raw = b
+	return nil
+}
+
+// decodeOwned is UnmarshalJSON for a body the request path hands over: kept without a copy.
+func (r *AgentQueryResponse) decodeOwned(b []byte) error {
+	type plain AgentQueryResponse
+	if err := json.Unmarshal(b, (*plain)(r)); err != nil {
+		return err
+	}
+	r.Raw = b
+	return nil
+}
+
 // UnmarshalJSON decodes the response and keeps the raw object in Raw.
 func (r *AgentQueryResponse) UnmarshalJSON(b []byte) error {
 	type plain AgentQueryResponse

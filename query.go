@@ -17,14 +17,13 @@ import (
 // the request has reached the server, since the server may already have stored (and billed) the
 // message. opts override the client's options for this call.
 func (c *Client) Query(ctx context.Context, agentID string, req QueryRequest, opts ...Option) (*QueryResponse, error) {
-	op := "query agent " + strconv.Quote(agentID)
 	cfg, r, err := c.queryRequest(agentID, &req, false, opts)
 	if err != nil {
-		return nil, opError(op, err)
+		return nil, opError("query agent "+strconv.Quote(agentID), err)
 	}
 	var res QueryResponse
 	if err := c.call(ctx, cfg, r, &res); err != nil {
-		return nil, opError(op, err)
+		return nil, opError("query agent "+strconv.Quote(agentID), err)
 	}
 	return &res, nil
 }
