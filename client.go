@@ -431,14 +431,14 @@ func (c *Client) attempt(ctx context.Context, cfg *config, target string, req re
 		return nil, err
 	}
 	for k, v := range cfg.header {
-		hreq.Header[k] = v
+		hreq.Header[k] = v[:len(v):len(v)] // shared read-only: an append must copy
 	}
 	// Canonical keys assigned directly: the values are fixed or already checked.
-	hreq.Header["Content-Type"] = jsonHeader
+	hreq.Header["Content-Type"] = jsonHeader[:1:1]
 	if req.stream {
-		hreq.Header["Accept"] = streamHeader
+		hreq.Header["Accept"] = streamHeader[:1:1]
 	} else {
-		hreq.Header["Accept"] = jsonHeader
+		hreq.Header["Accept"] = jsonHeader[:1:1]
 	}
 	hreq.Header["User-Agent"] = []string{cfg.userAgent}
 	if cfg.auth.set() {

@@ -630,3 +630,33 @@ func TestReadResponseBody(t *testing.T) {
 		})
 	}
 }
+
+// TestSharedHeaderValuesAreNotAliased: a RoundTripper that appends to a request's header (as
+// middleware does) must neither change nor race with the headers of other requests. Run with
+// -race: concurrent appends to a shared backing array are reported.
+func TestSharedHeaderValuesAreNotAliased(t *testing.T) {
+	hc := &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		got := strings.Join(r.Header.Values("X-Tenant"), ",") + "|" + r.Header.Get("Accept")
+		r.Header["X-Tenant"] = append(r.Header["X-Tenant"], "mutated")
+		r.Header["Accept"] = append(r.Header["Accept"], "mutated")
+		return &http.Response{StatusCode: 200, Header: http.Header{}, ContentLength: -1,
+			Body: io.NopCloser(strings.NewReader(`{"answer":"` + got + `"}`))}, nil
+	})}
+	c, err := NewClient(WithHTTPClient(hc), WithAPIKey(""), WithHeader("X-Tenant", "a"), WithHeader("X-Tenant", "b"), WithHeader("X-Tenant", "c"))
+	require.NoError(t, err)
+	answers := make([]string, 8)
+	var wg sync.WaitGroup
+	for i := range answers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if res, err := c.Query(context.Background(), "a", QueryRequest{Query: "Hi"}); err == nil {
+				answers[i] = res.Answer
+			}
+		}()
+	}
+	wg.Wait()
+	for _, a := range answers {
+		assert.Equal(t, "a,b,c|application/json", a)
+	}
+}
