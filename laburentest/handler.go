@@ -1,0 +1,399 @@
+package laburentest
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"reflect"
+	"slices"
+	"strings"
+
+	"github.com/laburen/laburen-go"
+)
+
+// maxBody caps the request bodies the server reads.
+const maxBody = 4 << 20
+
+// recorder records the status of a response in the request's record.
+type recorder struct {
+	http.ResponseWriter
+	s     *Server
+	rec   *Request
+	wrote bool
+}
+
+func (w *recorder) WriteHeader(status int) {
+	if !w.wrote {
+		w.wrote = true
+		w.s.mu.Lock()
+		w.rec.StatusCode = status
+		w.s.mu.Unlock()
+	}
+	w.ResponseWriter.WriteHeader(status)
+}
+
+func (w *recorder) Write(b []byte) (int, error) {
+	if !w.wrote {
+		w.WriteHeader(http.StatusOK)
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// Unwrap gives http.ResponseController the underlying writer, to flush it.
+func (w *recorder) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// serveHTTP records the request, plays a queued fault, then routes it.
+func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	body, readErr := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
+	agentID, endpoint, routed := route(r.URL)
+	rec := &Request{
+		Method:     r.Method,
+		Path:       r.URL.Path,
+		RequestURI: r.RequestURI,
+		AgentID:    agentID,
+		Header:     r.Header.Clone(),
+		Body:       body,
+	}
+	s.mu.Lock()
+	s.requests = append(s.requests, rec)
+	s.mu.Unlock()
+	w = &recorder{ResponseWriter: w, s: s, rec: rec}
+
+	if f := s.takeFault(faultStatus); f != nil {
+		for k, v := range f.header {
+			w.Header()[k] = slices.Clone(v)
+		}
+		if strings.HasPrefix(strings.TrimSpace(f.body), "{") {
+			w.Header().Set("Content-Type", "application/json")
+		} else {
+			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		}
+		w.WriteHeader(f.status)
+		_, _ = io.WriteString(w, f.body)
+		return
+	}
+	switch {
+	case !routed:
+		writeError(w, http.StatusNotFound, "NOT_FOUND")
+		return
+	case r.Method != http.MethodPost:
+		w.Header().Set("Allow", http.MethodPost)
+		writeError(w, http.StatusMethodNotAllowed, "METHOD_NOT_ALLOWED")
+		return
+	case readErr != nil:
+		writeError(w, http.StatusBadRequest, "cannot read the request body: "+readErr.Error())
+		return
+	case len(body) > maxBody:
+		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("the request body exceeds %d bytes", maxBody))
+		return
+	}
+
+	s.mu.Lock()
+	agent := s.agents[agentID]
+	key, hasKey := bearer(r.Header)
+	validKey := hasKey && slices.Contains(s.keys, key)
+	s.mu.Unlock()
+	switch {
+	case agent == nil:
+		writeError(w, http.StatusNotFound, "NOT_FOUND")
+		return
+	case !agent.public && !hasKey:
+		writeError(w, http.StatusUnauthorized, "UNAUTHORIZED")
+		return
+	case !agent.public && !validKey:
+		writeError(w, http.StatusForbidden, "UNAUTHORIZED")
+		return
+	}
+	if endpoint == "query" {
+		s.query(w, r, agentID, *agent, body)
+	} else {
+		s.agentQuery(w, r, agentID, body, validKey)
+	}
+}
+
+// route splits "/api/agents/{id}/{query,query-agent}".
+func route(u *url.URL) (agentID, endpoint string, ok bool) {
+	rest, found := strings.CutPrefix(u.EscapedPath(), "/api/agents/")
+	if !found {
+		return "", "", false
+	}
+	parts := strings.Split(rest, "/")
+	if len(parts) != 2 || parts[0] == "" {
+		return "", "", false
+	}
+	id, err := url.PathUnescape(parts[0])
+	if err != nil {
+		return "", "", false
+	}
+	if parts[1] != "query" && parts[1] != "query-agent" {
+		return id, "", false
+	}
+	return id, parts[1], true
+}
+
+// bearer reads the API key of an "Authorization: Bearer <key>" header.
+func bearer(h http.Header) (string, bool) {
+	scheme, key, _ := strings.Cut(strings.TrimSpace(h.Get("Authorization")), " ")
+	key = strings.TrimSpace(key)
+	if !strings.EqualFold(scheme, "Bearer") || key == "" {
+		return "", false
+	}
+	return key, true
+}
+
+// query serves POST /agents/{id}/query.
+func (s *Server) query(w http.ResponseWriter, r *http.Request, agentID string, agent agentConfig, body []byte) {
+	var req laburen.QueryRequest
+	streaming, err := decodeRequest(body, &req)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if msg := checkCommon(req.Query, req.Channel); msg != "" {
+		writeError(w, http.StatusBadRequest, msg)
+		return
+	}
+	if req.WebhookURL != "" {
+		if u, err := url.Parse(req.WebhookURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			writeError(w, http.StatusBadRequest, "webhookUrl must be an absolute http or https URL")
+			return
+		}
+	} else if agent.conversational && (req.Channel == "" || req.Channel == laburen.ChannelAPI) {
+		writeError(w, http.StatusBadRequest, "webhookUrl is required: conversational mode is on for this agent")
+		return
+	}
+
+	s.mu.Lock()
+	conv, visitorID := s.conversationFor(target{
+		agentID:        agentID,
+		conversationID: req.ConversationID,
+		visitorID:      req.VisitorID,
+		channel:        req.Channel,
+		contact:        req.Contact,
+	})
+	inputID := appendMessage(conv, Message{Role: RoleUser, Text: req.Query})
+	req.ConversationID, req.VisitorID = conv.ID, visitorID
+	s.mu.Unlock()
+
+	if agent.conversational && req.WebhookURL != "" {
+		writeJSON(w, http.StatusOK, queuedResponse{
+			Status:         "queued",
+			ConversationID: req.ConversationID,
+			VisitorID:      req.VisitorID,
+			InputMessageID: inputID,
+			Message:        queuedMessage,
+			WebhookURL:     req.WebhookURL,
+		})
+		s.goDeliver(agentID, req)
+		return
+	}
+
+	rep, err := s.responder(r.Context(), agentID, req)
+	if err != nil {
+		writeResponderError(w, err)
+		return
+	}
+	var f *fault
+	if streaming {
+		f = s.takeFault(faultStreamError, faultCut, faultStall)
+	}
+	keep := f == nil || f.kind != faultStreamError
+	res, payload, err := s.answer(agentID, req, rep, keep)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "INTERNAL_SERVER_ERROR")
+		return
+	}
+	if !streaming {
+		writeRaw(w, http.StatusOK, payload)
+		return
+	}
+	var events []event
+	for _, c := range Chunks(res.Answer) {
+		events = append(events, event{name: "answer", data: c})
+	}
+	events = append(events, event{name: "endpoint_response", data: string(payload)})
+	s.stream(w, r, events, f)
+}
+
+// answer stores a reply as the conversation's AI message (unless keep is false) and returns
+// the response object and its JSON.
+func (s *Server) answer(agentID string, req laburen.QueryRequest, rep Reply, keep bool) (queryResponse, []byte, error) {
+	s.mu.Lock()
+	conv := s.conversations[req.ConversationID]
+	status := conv.Status
+	switch {
+	case rep.Status != "":
+		status = rep.Status
+	case rep.RequestHuman:
+		status = laburen.StatusHumanRequested
+	}
+	messageID := newID()
+	if keep {
+		appendMessage(conv, Message{ID: messageID, Role: RoleAI, Text: rep.Answer})
+		conv.Status = status
+	}
+	s.mu.Unlock()
+	res := buildResponse(rep, req.Query, messageID, req.ConversationID, req.VisitorID, status)
+	payload, err := marshal(res)
+	return res, payload, err
+}
+
+// agentQuery serves POST /agents/{id}/query-agent.
+func (s *Server) agentQuery(w http.ResponseWriter, r *http.Request, agentID string, body []byte, validKey bool) {
+	var req laburen.AgentQueryRequest
+	streaming, err := decodeRequest(body, &req)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if msg := checkCommon(req.Query, req.Channel); msg != "" {
+		writeError(w, http.StatusBadRequest, msg)
+		return
+	}
+	if req.IsDraft && !validKey {
+		writeError(w, http.StatusUnauthorized, "UNAUTHORIZED")
+		return
+	}
+	s.mu.Lock()
+	conv, visitorID := s.conversationFor(target{
+		agentID:           agentID,
+		conversationID:    req.ConversationID,
+		visitorID:         req.VisitorID,
+		channel:           req.Channel,
+		channelExternalID: req.ChannelExternalID,
+		contactID:         req.ContactID,
+		contact:           req.Contact,
+	})
+	messageID := appendMessage(conv, Message{Role: RoleAgent, Text: req.Query, Draft: req.IsDraft, Metadata: req.Metadata})
+	res := agentQueryResponse{MessageID: messageID, ConversationID: conv.ID, VisitorID: visitorID, Status: conv.Status}
+	s.mu.Unlock()
+
+	if !streaming {
+		writeJSON(w, http.StatusOK, res)
+		return
+	}
+	f := s.takeFault(faultStreamError, faultCut, faultStall)
+	payload, err := marshal(agentQueryStreamResponse{res.MessageID, req.Query, res.ConversationID, res.VisitorID, res.Status})
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "INTERNAL_SERVER_ERROR")
+		return
+	}
+	var events []event
+	for _, c := range Chunks(req.Query) {
+		events = append(events, event{name: "answer", data: c})
+	}
+	events = append(events, event{name: "endpoint_response", data: string(payload)})
+	s.stream(w, r, events, f)
+}
+
+// decodeRequest decodes a request body into v (a *laburen.QueryRequest or
+// *laburen.AgentQueryRequest), collecting the fields v does not model in its Extra, and
+// returns the "streaming" flag.
+func decodeRequest(body []byte, v any) (streaming bool, err error) {
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(body, &fields); err != nil || fields == nil {
+		return false, errors.New("the request body is not a JSON object")
+	}
+	if raw, ok := fields["streaming"]; ok {
+		if err := json.Unmarshal(raw, &streaming); err != nil {
+			return false, errors.New("streaming must be a boolean")
+		}
+	}
+	if err := json.Unmarshal(body, v); err != nil {
+		var typeErr *json.UnmarshalTypeError
+		if errors.As(err, &typeErr) && typeErr.Field != "" {
+			return false, fmt.Errorf("%s must be a %s", typeErr.Field, jsonKind(typeErr.Type))
+		}
+		return false, fmt.Errorf("invalid request body: %v", err)
+	}
+	known := map[string]bool{"streaming": true}
+	t := reflect.TypeOf(v).Elem()
+	for _, f := range reflect.VisibleFields(t) {
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		known[name] = true
+	}
+	extra := map[string]any{}
+	for k, raw := range fields {
+		if known[k] {
+			continue
+		}
+		var x any
+		d := json.NewDecoder(bytes.NewReader(raw))
+		d.UseNumber()
+		_ = d.Decode(&x)
+		extra[k] = x
+	}
+	if len(extra) > 0 {
+		reflect.ValueOf(v).Elem().FieldByName("Extra").Set(reflect.ValueOf(extra))
+	}
+	return streaming, nil
+}
+
+func jsonKind(t reflect.Type) string {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch t.Kind() {
+	case reflect.String:
+		return "string"
+	case reflect.Bool:
+		return "boolean"
+	case reflect.Struct, reflect.Map:
+		return "object"
+	case reflect.Slice, reflect.Array:
+		return "array"
+	default:
+		return "number"
+	}
+}
+
+// checkCommon validates the fields both endpoints share, returning the error message.
+func checkCommon(query string, ch laburen.Channel) string {
+	switch {
+	case strings.TrimSpace(query) == "":
+		return "query is required"
+	case ch != "" && !ch.Valid():
+		return fmt.Sprintf("channel %q is not a valid channel", string(ch))
+	}
+	return ""
+}
+
+// writeResponderError answers with a Responder's error.
+func writeResponderError(w http.ResponseWriter, err error) {
+	var apiErr *laburen.APIError
+	if errors.As(err, &apiErr) && apiErr.StatusCode >= 400 && apiErr.StatusCode <= 599 {
+		text := apiErr.Code
+		if text == "" {
+			text = apiErr.Message
+		}
+		if apiErr.RetryAfter > 0 {
+			w.Header().Set("Retry-After", fmt.Sprint(int(apiErr.RetryAfter.Seconds()+0.999)))
+		}
+		writeError(w, apiErr.StatusCode, text)
+		return
+	}
+	writeError(w, http.StatusInternalServerError, "INTERNAL_SERVER_ERROR")
+}
+
+// writeError answers {"error": text}.
+func writeError(w http.ResponseWriter, status int, text string) {
+	writeJSON(w, status, map[string]string{"error": text})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := marshal(v)
+	if err != nil {
+		status, b = http.StatusInternalServerError, []byte(`{"error":"INTERNAL_SERVER_ERROR"}`)
+	}
+	writeRaw(w, status, b)
+}
+
+func writeRaw(w http.ResponseWriter, status int, b []byte) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(b)
+}
