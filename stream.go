@@ -140,13 +140,21 @@ type Stream struct {
 	op     string
 	status int
 
-	mu       sync.Mutex // held by Next while it reads, and by Close while it releases
-	ended    bool       // Next returns false from now on
-	finished bool       // the final [DONE] event arrived
-	released bool       // the connection, coroutine and timer are released
-	err      error      // why the stream ended, wrapped with op; nil after [DONE]
+	// mu guards the parsing coroutine and the resources: Next holds it while the coroutine
+	// runs (and may wait for the body), Close while it releases them.
+	mu       sync.Mutex
+	released bool // the connection, coroutine and timer are released (under mu)
 
-	cur    StreamEvent
+	// The fields below belong to the goroutine that calls Next.
+	ended    bool  // Next returns false from now on
+	finished bool  // the final [DONE] event arrived
+	err      error // why the stream ended, wrapped with op; nil after [DONE]
+
+	// The current event is queue[cur]; with cur < 0 it is kept (the last event of a batch that
+	// is gone, or an event of a finished stream). Current builds the StreamEvent, so that Next
+	// stores no pointers per event.
+	cur    int
+	kept   StreamEvent
 	answer strings.Builder
 	resp   *QueryResponse
 
@@ -167,20 +175,40 @@ type Stream struct {
 	maxEvent  int
 	pull      func() (struct{}, bool)
 	stopPull  func()
-	queue     []queued // events parsed by go-sse, not yet handled by Next
-	qi        int
+	yield     func(struct{}) bool // the coroutine's yield, while parse runs
+	queue     []queued            // events parsed by go-sse: queue[qi:qn] are not yet handled
+	qi, qn    int
 	parsed    bool  // go-sse has stopped: the queue is all that is left
 	parseErr  error // the error go-sse stopped with
 }
 
-// queued is an event as go-sse parsed it, with whether its block had a data field.
+// queued is an event as go-sse parsed it, and what Next made of it.
 type queued struct {
-	ev      sse.Event
-	hasData bool
+	typ, data string         // as go-sse parsed them
+	text      string         // data percent-decoded, when decoded is set
+	resp      *QueryResponse // the parsed endpoint_response
+	hasData   bool           // the event's block has a data field
+	decoded   bool           // text holds data decoded
+}
+
+// event is the StreamEvent of a handled event.
+func (q *queued) event() StreamEvent {
+	data := q.data
+	if q.decoded {
+		data = q.text
+	}
+	switch typ := EventType(q.typ); typ {
+	case EventAnswer:
+		return StreamEvent{Type: typ, Text: data, Data: data, Raw: q.data}
+	case "":
+		return StreamEvent{Type: EventMessage, Data: data, Raw: q.data}
+	default:
+		return StreamEvent{Type: typ, Response: q.resp, Data: data, Raw: q.data}
+	}
 }
 
 // maxBatch bounds how many parsed events wait for Next at once.
-const maxBatch = 256
+const maxBatch = 64
 
 // newStream wraps the body of an event stream. sctx is the request's context, derived from
 // parent; cancel cancels it (and with it the body).
@@ -194,11 +222,12 @@ func newStream(parent, sctx context.Context, cancel context.CancelCauseFunc, op 
 		body:      body,
 		maxEvent:  cfg.maxEventSize,
 		afterDone: make(chan struct{}),
+		cur:       -1,
 	}
 	if cfg.streamIdleTimeout > 0 {
 		s.idle = newIdleTimer(cfg.streamIdleTimeout, func(err error) { cancel(err) })
 	}
-	s.feed = feeder{r: body, max: cfg.maxEventSize, idle: s.idle}
+	s.feed = feeder{r: body, max: cfg.maxEventSize, idle: s.idle, flush: s.flush}
 	// Closing the body ends a Read that is waiting for data even when the transport does not
 	// tie the body to the request's context.
 	s.stopAfter = context.AfterFunc(sctx, func() {
@@ -212,7 +241,7 @@ func newStream(parent, sctx context.Context, cancel context.CancelCauseFunc, op 
 
 // finishedStream is a stream whose whole response is already known.
 func finishedStream(op string, status int, res *QueryResponse) *Stream {
-	s := &Stream{op: op, status: status, released: true}
+	s := &Stream{op: op, status: status, released: true, cur: -1}
 	if res.Answer != "" {
 		s.synth = append(s.synth, StreamEvent{Type: EventAnswer, Text: res.Answer, Data: res.Answer, Raw: res.Answer})
 	}
@@ -222,22 +251,43 @@ func finishedStream(op string, status int, res *QueryResponse) *Stream {
 }
 
 // parse runs go-sse over the body in a coroutine (iter.Pull). It queues the events go-sse
-// yields and hands them to Next in batches: it goes on parsing without switching back while the
-// next event is already buffered whole, and switches back before any read that could wait.
+// yields and goes on parsing; the batch goes to Next when the feeder is about to wait for the
+// body (see flush), or when the queue is full. Parsing what is already buffered costs no switch
+// per event, and no event waits in the queue while the body is read.
 func (s *Stream) parse(yield func(struct{}) bool) {
+	s.yield = yield
+	defer func() { s.yield = nil }()
 	for ev, err := range sse.Read(&s.feed, &sse.ReadConfig{MaxEventSize: s.maxEvent}) {
 		if err != nil {
 			s.parseErr = err
 			return
 		}
-		s.queue = append(s.queue, queued{ev: ev, hasData: s.feed.lastHasData})
-		if len(s.queue) < maxBatch && s.feed.nextHasData() {
-			continue
+		if s.queue == nil {
+			s.queue = make([]queued, maxBatch)
 		}
-		if !yield(struct{}{}) {
+		// Set the fields one by one: each pointer written costs a write barrier while the
+		// garbage collector runs.
+		q := &s.queue[s.qn]
+		q.typ, q.data = ev.Type, ev.Data
+		q.hasData = ev.Data != "" || s.feed.lastHasData()
+		q.decoded = false
+		if q.resp != nil {
+			q.resp = nil
+		}
+		s.qn++
+		if s.qn == len(s.queue) && !yield(struct{}{}) {
 			return
 		}
 	}
+}
+
+// flush hands the queued events to Next before the feeder waits for the body. It reports false
+// when the stream was released meanwhile and parsing must stop.
+func (s *Stream) flush() bool {
+	if s.qn == 0 {
+		return true
+	}
+	return s.yield(struct{}{})
 }
 
 // Next advances to the next event and reports whether there is one; read it with Current.
@@ -246,8 +296,6 @@ func (s *Stream) parse(yield func(struct{}) bool) {
 // (Err says which). Blocks with no data field, and the [DONE] and [ERROR] events, are not
 // shown as events.
 func (s *Stream) Next() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.ended {
 		return false
 	}
@@ -259,11 +307,11 @@ func (s *Stream) Next() bool {
 			s.end(s.failure())
 			return false
 		}
-		for s.qi < len(s.queue) {
-			q := s.queue[s.qi]
-			s.queue[s.qi] = queued{}
+		for s.qi < s.qn {
+			i := s.qi
 			s.qi++
-			if s.handle(q) {
+			if s.handle(&s.queue[i]) {
+				s.cur = i
 				return true
 			}
 			if s.ended {
@@ -274,11 +322,26 @@ func (s *Stream) Next() bool {
 			s.end(s.failure())
 			return false
 		}
-		s.queue, s.qi = s.queue[:0], 0
-		if _, ok := s.pull(); !ok {
+		if s.cur >= 0 {
+			s.kept, s.cur = s.queue[s.cur].event(), -1
+		}
+		s.qi, s.qn = 0, 0
+		if !s.parseMore() {
 			s.parsed = true
 		}
 	}
+}
+
+// parseMore resumes the parsing coroutine until it has queued events or stopped. It reports
+// false when the coroutine has stopped, or when Close released the stream.
+func (s *Stream) parseMore() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.released {
+		return false
+	}
+	_, ok := s.pull()
+	return ok
 }
 
 // interrupted reports whether the stream must stop: Close was called, or the caller's context
@@ -293,54 +356,55 @@ func (s *Stream) interrupted() bool {
 }
 
 func (s *Stream) nextSynthetic() bool {
+	if s.closed.Load() {
+		s.ended = true
+		return false
+	}
 	if len(s.synth) == 0 {
 		s.synth = nil
 		s.ended, s.finished = true, true
 		return false
 	}
-	s.cur, s.synth = s.synth[0], s.synth[1:]
-	switch s.cur.Type {
+	s.kept, s.synth = s.synth[0], s.synth[1:]
+	switch s.kept.Type {
 	case EventAnswer:
-		s.answer.WriteString(s.cur.Text)
+		s.answer.WriteString(s.kept.Text)
 	case EventEndpointResponse:
-		s.resp = s.cur.Response
+		s.resp = s.kept.Response
 	}
 	return true
 }
 
 // handle interprets one parsed event. It reports whether the event is shown to the caller;
 // when the event ends the stream it calls end.
-func (s *Stream) handle(q queued) bool {
-	ev := q.ev
-	if ev.Data == "" && !q.hasData {
+func (s *Stream) handle(q *queued) bool {
+	if !q.hasData {
 		// A block without a data field: the WHATWG rules do not dispatch it.
 		return false
 	}
-	data := decodePayload(ev.Data)
-	switch typ := EventType(ev.Type); typ {
+	data := decodePayload(q.data)
+	if len(data) != len(q.data) {
+		q.text, q.decoded = data, true
+	}
+	switch EventType(q.typ) {
 	case EventAnswer:
 		s.answer.WriteString(data)
-		s.cur = StreamEvent{Type: EventAnswer, Text: data, Data: data, Raw: ev.Data}
 	case "", EventMessage:
 		if data == "[DONE]" {
 			s.end(nil)
 			return false
 		}
 		if msg, ok := strings.CutPrefix(data, "[ERROR]"); ok {
-			s.end(s.inBandError(msg, ev.Data))
+			s.end(s.inBandError(msg, q.data))
 			return false
 		}
-		s.cur = StreamEvent{Type: EventMessage, Data: data, Raw: ev.Data}
 	case EventEndpointResponse:
 		var res QueryResponse
 		if err := decodeJSON([]byte(data), &res); err != nil {
 			s.end(fmt.Errorf("decode endpoint_response event: %w; data starts %q", err, shorten(data, 200)))
 			return false
 		}
-		s.resp = &res
-		s.cur = StreamEvent{Type: EventEndpointResponse, Response: &res, Data: data, Raw: ev.Data}
-	default:
-		s.cur = StreamEvent{Type: typ, Data: data, Raw: ev.Data}
+		s.resp, q.resp = &res, &res
 	}
 	return true
 }
@@ -386,16 +450,23 @@ func (s *Stream) failure() error {
 // end records how the stream ended and releases it. err is nil after [DONE].
 func (s *Stream) end(err error) {
 	s.ended = true
+	if s.cur >= 0 {
+		s.kept, s.cur = s.queue[s.cur].event(), -1
+	}
+	s.queue = nil
 	if err == nil {
 		s.finished = true
 	} else {
 		s.err = opError(s.op, err)
 	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	s.release()
 }
 
 // release frees everything the stream holds: the parsing coroutine, the timer, the body and
-// the context. It runs once, with s.mu held.
+// the context. It runs once, with s.mu held; it touches nothing that Next reads without the
+// lock.
 func (s *Stream) release() {
 	if s.released {
 		return
@@ -411,11 +482,15 @@ func (s *Stream) release() {
 		<-s.afterDone // the context ended first: its AfterFunc closes the body
 	}
 	s.cancel(context.Canceled)
-	s.queue, s.qi = nil, 0
 }
 
 // Current returns the event Next advanced to.
-func (s *Stream) Current() StreamEvent { return s.cur }
+func (s *Stream) Current() StreamEvent {
+	if s.cur >= 0 {
+		return s.queue[s.cur].event()
+	}
+	return s.kept
+}
 
 // Err returns why the stream ended: nil while it runs and after the final [DONE] event; an
 // *APIError (matching ErrUsageLimit and the other sentinels) after an [ERROR] event; an error
@@ -448,15 +523,7 @@ func (s *Stream) Close() error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if !s.ended {
-		s.ended = true
-	}
-	if s.synth != nil {
-		s.synth = nil
-	}
-	if !s.released {
-		s.release()
-	}
+	s.release()
 	return nil
 }
 
@@ -578,44 +645,52 @@ func (it *idleTimer) stop() {
 // feeder sits between the body and go-sse. go-sse looks for the end of an event from the start
 // of the buffered event at every read, so an event that arrives in many small reads costs time
 // quadratic in its size. The feeder finds the ends of events itself, with one linear scan, and
-// hands go-sse one whole event per Read: each event is parsed once, and reaches go-sse as soon as
+// hands go-sse one whole event per Read (or as much of it as go-sse's buffer holds, which go-sse
+// then doubles): each event is scanned a bounded number of times, and reaches go-sse as soon as
 // its blank line has arrived.
 type feeder struct {
-	r    io.Reader
-	max  int
-	idle *idleTimer
+	r     io.Reader
+	max   int
+	idle  *idleTimer
+	flush func() bool // called before a read of the body that may wait
 
 	buf        []byte
 	rpos, wpos int // buf[rpos:wpos] is read from the body and not yet handed to go-sse
-	scanned    int // buf[:scanned] is scanned for line ends
+	scanned    int // buf[:scanned] is scanned
 
 	// the complete events in buf, not yet (wholly) handed to go-sse
-	segs    []segment
-	segHead int
+	segs     []segment
+	segHead  int
+	last     segment // the event handed to go-sse last; with data, the last of several
+	sawEvent bool    // an event's end has been found
 
 	// scanning state
 	segStart  int  // where the event being scanned starts (just after the previous one)
-	lineBegin int  // where the line being scanned starts
-	lineStart bool // at the start of a line
+	midLine   bool // inside a line (false at the start of a line)
 	pendingCR bool // the last line ended with CR: a LF right after it belongs to it
 	content   bool // the event being scanned has a non-blank line
-	hasData   bool // the event being scanned has a data field
-	bomDone   bool // the first non-blank line has been seen
-
-	lastHasData bool // whether the event handed to go-sse last has a data field
 
 	total   int64 // bytes read from the body
 	err     error // the body's error (io.EOF at its end), or an event over the limit
 	empties int
 }
 
-// segment is a complete event in the feeder's buffer: it ends just before end.
+// segment is a complete event in the feeder's buffer: buf[start:end]. Blank lines before an
+// event belong to it.
 type segment struct {
-	end     int
-	hasData bool
+	start, end int
+	first      bool // the first event of the stream, where go-sse strips a byte order mark
+	data       bool // certainly has a data field (its last line is one); false: not known
 }
 
+// smallEvent is the size up to which the scan checks whether an event's last line is a data
+// field. Such events can be handed to go-sse several at once.
+const smallEvent = 1024
+
 const feederMinBuf = 4096
+
+// errStopped stops go-sse when the stream is released while the parser waits.
+var errStopped = errors.New("stream released")
 
 // Read hands go-sse the next complete event, or as much of it as p holds.
 func (f *feeder) Read(p []byte) (int, error) {
@@ -623,25 +698,30 @@ func (f *feeder) Read(p []byte) (int, error) {
 		if f.err != nil {
 			return 0, f.err
 		}
+		if f.flush != nil && !f.flush() {
+			return 0, errStopped
+		}
 		f.fill()
 	}
 	sg := &f.segs[f.segHead]
+	if sg.data && sg.start == f.rpos {
+		// Several events known to have data can go together: go-sse yields each of them, so
+		// every empty event it yields from them had a data field.
+		for f.segHead+1 < len(f.segs) && f.segs[f.segHead+1].data && f.segs[f.segHead+1].end-f.rpos <= len(p) {
+			f.segHead++
+			sg = &f.segs[f.segHead]
+		}
+	}
 	n := copy(p, f.buf[f.rpos:sg.end])
 	f.rpos += n
-	f.lastHasData = sg.hasData
 	if f.rpos == sg.end {
+		f.last = *sg
 		f.segHead++
 		if f.segHead == len(f.segs) {
 			f.segs, f.segHead = f.segs[:0], 0
 		}
 	}
 	return n, nil
-}
-
-// nextHasData reports whether the next event is in the buffer whole and has a data field, so
-// that go-sse will certainly yield it without waiting for the body.
-func (f *feeder) nextHasData() bool {
-	return f.segHead < len(f.segs) && f.segs[f.segHead].hasData
 }
 
 // fill reads from the body once. It is called when no complete event is buffered, so
@@ -653,7 +733,6 @@ func (f *feeder) fill() {
 		f.rpos, f.wpos = 0, n
 		f.scanned -= d
 		f.segStart -= d
-		f.lineBegin -= d
 	}
 	if f.wpos == len(f.buf) {
 		size := max(2*len(f.buf), feederMinBuf)
@@ -689,54 +768,14 @@ func (f *feeder) fill() {
 	}
 }
 
-// scan finds the line ends and the events' ends in buf[scanned:wpos]. Lines end with CR, LF or
-// CRLF; an event ends with a blank line after a non-blank one. Blank lines before an event are
-// part of it (go-sse skips them).
+// scan finds the ends of events in buf[scanned:wpos]. Lines end with CR, LF or CRLF; an event
+// ends with a blank line after a non-blank one.
 func (f *feeder) scan() {
 	buf := f.buf[:f.wpos]
-	nl, cr := -1, -1 // the next LF and CR at or after i; len(buf) when there is none
-	for i := f.scanned; i < len(buf); {
-		if nl < i {
-			nl = indexFrom(buf, i, '\n')
-		}
-		if cr < i {
-			cr = indexFrom(buf, i, '\r')
-		}
-		j := min(nl, cr)
-		if j > i {
-			f.lineStart, f.pendingCR, f.content = false, false, true
-			if j == len(buf) {
-				break
-			}
-		}
-		c := buf[j]
-		if c == '\n' && f.pendingCR {
-			f.pendingCR = false
-			f.lineBegin = j + 1
-			i = j + 1
-			continue
-		}
-		if f.lineStart {
-			if f.content {
-				end := j + 1
-				if end-f.segStart > f.max {
-					f.err = &eventTooLargeError{max: f.max}
-					f.scanned = len(buf)
-					return
-				}
-				f.segs = append(f.segs, segment{end: end, hasData: f.hasData})
-				f.segStart = end
-				f.content, f.hasData = false, false
-			}
-		} else {
-			if !f.hasData && f.isDataLine(buf[f.lineBegin:j]) {
-				f.hasData = true
-			}
-			f.lineStart = true
-		}
-		f.pendingCR = c == '\r'
-		f.lineBegin = j + 1
-		i = j + 1
+	if !f.pendingCR && bytes.IndexByte(buf[f.scanned:], '\r') < 0 {
+		f.scanLF(buf)
+	} else {
+		f.scanAny(buf)
 	}
 	f.scanned = len(buf)
 	if len(buf)-f.segStart > f.max && f.err == nil {
@@ -744,22 +783,154 @@ func (f *feeder) scan() {
 	}
 }
 
-// isDataLine reports whether a non-blank line is a data field, as go-sse reads it: "data"
-// alone or followed by a colon. A byte order mark before the stream's first line is skipped.
-func (f *feeder) isDataLine(line []byte) bool {
-	if !f.bomDone {
-		f.bomDone = true
-		line = bytes.TrimPrefix(line, []byte("\xEF\xBB\xBF"))
+// scanLF scans bytes without CR: an event ends at "\n\n", found with bytes.Index.
+func (f *feeder) scanLF(buf []byte) {
+	for i := f.scanned; i < len(buf); {
+		if !f.midLine {
+			if buf[i] == '\n' { // a blank line
+				if f.content && !f.boundary(i+1, false) {
+					return
+				}
+				i++
+				continue
+			}
+			f.midLine, f.content = true, true
+		}
+		// Inside a non-blank line: every LF before the first "\n\n" ends a non-blank line.
+		e := indexLFLF(buf, i) // the LF that ends the event's last line
+		if e < 0 {
+			f.midLine = buf[len(buf)-1] != '\n'
+			return
+		}
+		data := false
+		if e-f.segStart <= smallEvent {
+			ls := bytes.LastIndexByte(buf[f.segStart:e], '\n') + 1 + f.segStart
+			data = isDataField(buf[ls:e])
+		}
+		if !f.boundary(e+2, data) {
+			return
+		}
+		f.midLine = false
+		i = e + 2
 	}
+}
+
+// indexLFLF returns the index of the first "\n\n" in buf[i:], or -1. A short event is found by a
+// plain loop; a long one with IndexByte.
+func indexLFLF(buf []byte, i int) int {
+	for short := min(i+64, len(buf)-1); i < short; i++ {
+		if buf[i] == '\n' && buf[i+1] == '\n' {
+			return i
+		}
+	}
+	for {
+		k := bytes.IndexByte(buf[i:], '\n')
+		if k < 0 || i+k+1 >= len(buf) {
+			return -1
+		}
+		if i += k; buf[i+1] == '\n' {
+			return i
+		}
+		i++
+	}
+}
+
+// scanAny scans bytes line by line, for streams with CR or CRLF line ends.
+func (f *feeder) scanAny(buf []byte) {
+	for i := f.scanned; i < len(buf); {
+		j := lineEnd(buf, i)
+		if j > i {
+			f.midLine, f.pendingCR, f.content = true, false, true
+			if j == len(buf) {
+				return
+			}
+		}
+		c := buf[j]
+		if c == '\n' && f.pendingCR {
+			f.pendingCR = false
+			i = j + 1
+			continue
+		}
+		if !f.midLine {
+			if f.content && !f.boundary(j+1, false) {
+				return
+			}
+		} else {
+			f.midLine = false
+		}
+		f.pendingCR = c == '\r'
+		i = j + 1
+	}
+}
+
+// boundary records an event that ends just before end; data tells that it certainly has a data
+// field. It reports false when the event is over the limit.
+func (f *feeder) boundary(end int, data bool) bool {
+	if end-f.segStart > f.max {
+		f.err = &eventTooLargeError{max: f.max}
+		return false
+	}
+	f.segs = append(f.segs, segment{start: f.segStart, end: end, first: !f.sawEvent, data: data})
+	f.sawEvent = true
+	f.segStart = end
+	f.content = false
+	return true
+}
+
+// lastHasData reports whether the event handed to go-sse last has a data field: a line "data"
+// alone or followed by a colon. go-sse yields an event with empty data both for "data:" and for
+// a block with no data field at all, which the WHATWG rules do not dispatch. It is valid until
+// the next Read.
+func (f *feeder) lastHasData() bool {
+	if f.last.data {
+		return true
+	}
+	seg := f.buf[f.last.start:f.last.end]
+	firstLine := true
+	for len(seg) > 0 {
+		j := lineEnd(seg, 0)
+		line := seg[:j]
+		if len(line) > 0 {
+			if firstLine && f.last.first {
+				line = bytes.TrimPrefix(line, []byte("\xEF\xBB\xBF"))
+			}
+			firstLine = false
+			if isDataField(line) {
+				return true
+			}
+		}
+		if j == len(seg) {
+			break
+		}
+		seg = seg[j+1:]
+	}
+	return false
+}
+
+// isDataField reports whether a line is a data field as go-sse reads it: "data" alone or
+// followed by a colon.
+func isDataField(line []byte) bool {
 	return len(line) >= 4 && string(line[:4]) == "data" && (len(line) == 4 || line[4] == ':')
 }
 
-// indexFrom returns the index of the first c in buf[i:], or len(buf).
-func indexFrom(buf []byte, i int, c byte) int {
-	if k := bytes.IndexByte(buf[i:], c); k >= 0 {
-		return i + k
+// lineEnd returns the index of the first CR or LF in buf[i:], or len(buf). Short lines are
+// scanned byte by byte; the rest of a long line with IndexByte, so each byte is looked at no
+// more than twice.
+func lineEnd(buf []byte, i int) int {
+	short := min(i+32, len(buf))
+	for k := i; k < short; k++ {
+		if c := buf[k]; c == '\n' || c == '\r' {
+			return k
+		}
 	}
-	return len(buf)
+	rest := buf[short:]
+	if k := bytes.IndexByte(rest, '\n'); k >= 0 {
+		rest = rest[:k]
+	}
+	if k := bytes.IndexByte(rest, '\r'); k >= 0 {
+		return short + k
+	}
+	return short + len(rest)
 }
 
 // truncated is the error of a body that ended, or failed, before the final event. parseErr

@@ -94,6 +94,8 @@ func TestStreamConformance(t *testing.T) {
 			want: []evt{{EventAnswer, "a"}}},
 		{name: "empty data is an event", in: "data\n\ndata:\n\n",
 			want: []evt{{EventMessage, ""}, {EventMessage, ""}}},
+		{name: "empty data beside blocks without data", in: "data:\n\nevent: x\n\ndata:\n\nid: 1\n\nevent: answer\ndata:\n\nevent: y\n\n",
+			want: []evt{{EventMessage, ""}, {EventMessage, ""}, {EventAnswer, ""}}},
 		{name: "WPT parsing fun", in: "data:test\n data\ndata\nfoobar:xxx\njustsometext\n:comment\ndata:test\n\n",
 			want: []evt{{EventMessage, "test\n\ntest"}}},
 		{name: "blank lines between events", in: "\n\n\nevent: answer\ndata: a\n\n\n\n\nevent: answer\ndata: b\n\n",
