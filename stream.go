@@ -399,14 +399,29 @@ func (s *Stream) handle(q *queued) bool {
 			return false
 		}
 	case EventEndpointResponse:
-		var res QueryResponse
-		if err := decodeJSON([]byte(data), &res); err != nil {
+		res, err := decodeResponse(data)
+		if err != nil {
 			s.end(fmt.Errorf("decode endpoint_response event: %w; data starts %q", err, shorten(data, 200)))
 			return false
 		}
-		s.resp, q.resp = &res, &res
+		s.resp, q.resp = res, res
 	}
 	return true
+}
+
+// decodeResponse decodes the JSON object of an endpoint_response. It calls UnmarshalJSON
+// itself: json.Unmarshal would scan the object twice more before calling it, which is most of
+// the cost of a large response.
+func decodeResponse(data string) (*QueryResponse, error) {
+	b := bytes.TrimSpace([]byte(data))
+	if len(b) == 0 || b[0] != '{' {
+		return nil, errors.New("not a JSON object")
+	}
+	var res QueryResponse
+	if err := res.UnmarshalJSON(b); err != nil {
+		return nil, err
+	}
+	return &res, nil
 }
 
 // inBandError is the *APIError of an "[ERROR]..." event.

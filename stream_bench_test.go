@@ -1,14 +1,26 @@
 package laburen
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"io"
+	"net/http"
+	"net/http/httptest"
+	"runtime"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	sse "github.com/tmaxmax/go-sse"
 )
+
+// Streaming benchmarks. Each SDK benchmark runs beside its baseline:
+//
+//	go test -run '^$' -bench 'BenchmarkStream' -benchtime 20x -count 6 .
+//
+// Results are in BENCHMARKS.md, section "Streaming".
 
 // readerStream returns a Stream over r, as QueryStream makes it over a response body.
 func readerStream(r io.Reader, cfg *config) *Stream {
@@ -19,50 +31,213 @@ func readerStream(r io.Reader, cfg *config) *Stream {
 	return newStream(context.Background(), ctx, cancel, "stream test", 200, io.NopCloser(r), cfg)
 }
 
-// smallEvents is n answer events of one word each, then [DONE].
-func smallEvents(n int) []byte {
+// answerEvents is n answer events carrying word each, then [DONE].
+func answerEvents(n int, word string) []byte {
 	var b bytes.Buffer
 	for range n {
-		b.WriteString("event: answer\ndata: word\n\n")
+		b.WriteString("event: answer\ndata: " + word + "\n\n")
 	}
 	b.WriteString("data: [DONE]\n\n")
 	return b.Bytes()
 }
 
+// perEvent reports ns/event and allocs/event for a benchmark that handled events per op.
+func perEvent(b *testing.B, events int, mallocs uint64) {
+	n := float64(b.N) * float64(events)
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/n, "ns/event")
+	b.ReportMetric(float64(mallocs)/n, "allocs/event")
+}
+
+func mallocs() uint64 {
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.Mallocs
+}
+
+// BenchmarkStreamSmallEvents: 100,000 small answer events, joined. The baseline is a bare
+// sse.Read loop over the same bytes that joins the answer events too.
 func BenchmarkStreamSmallEvents(b *testing.B) {
 	const n = 100_000
-	input := smallEvents(n)
-	report := func(b *testing.B) {
-		events := float64(b.N) * (n + 1)
-		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/events, "ns/event")
-		b.ReportMetric(float64(testing.AllocsPerRun(0, func() {}))/events, "x")
+	for _, enc := range []struct{ name, word, decoded string }{
+		{"plain", "word", "word"},
+		{"percent-encoded", "w%C3%B3rd%20", "wórd "},
+	} {
+		input := answerEvents(n, enc.word)
+		b.Run(enc.name+"/baseline=sse.Read", func(b *testing.B) {
+			start := mallocs()
+			for b.Loop() {
+				var sb strings.Builder
+				for ev, err := range sse.Read(bytes.NewReader(input), &sse.ReadConfig{MaxEventSize: DefaultMaxEventSize}) {
+					if err != nil {
+						b.Fatal(err)
+					}
+					if ev.Type == "answer" {
+						sb.WriteString(ev.Data)
+					}
+				}
+			}
+			perEvent(b, n+1, mallocs()-start)
+		})
+		b.Run(enc.name+"/Stream", func(b *testing.B) {
+			start := mallocs()
+			for b.Loop() {
+				st := readerStream(bytes.NewReader(input), nil)
+				for st.Next() {
+				}
+				if st.Err() != nil || len(st.Answer()) != n*len(enc.decoded) {
+					b.Fatal(st.Err(), len(st.Answer()))
+				}
+			}
+			perEvent(b, n+1, mallocs()-start)
+		})
 	}
-	_ = report
-	b.Run("baseline=sse.Read", func(b *testing.B) {
-		b.ReportAllocs()
+}
+
+// BenchmarkStreamSmallEventsRatio runs the Stream and its baseline (the bare sse.Read loop of
+// BenchmarkStreamSmallEvents) alternately in each iteration and reports the ratio of their
+// times, which a busy machine disturbs much less than two separate benchmarks.
+func BenchmarkStreamSmallEventsRatio(b *testing.B) {
+	const n = 100_000
+	input := answerEvents(n, "word")
+	var base, stream time.Duration
+	for b.Loop() {
+		t0 := time.Now()
+		var sb strings.Builder
+		for ev, err := range sse.Read(bytes.NewReader(input), &sse.ReadConfig{MaxEventSize: DefaultMaxEventSize}) {
+			if err != nil {
+				b.Fatal(err)
+			}
+			if ev.Type == "answer" {
+				sb.WriteString(ev.Data)
+			}
+		}
+		t1 := time.Now()
+		st := readerStream(bytes.NewReader(input), nil)
+		for st.Next() {
+		}
+		if st.Err() != nil || st.Answer() != sb.String() {
+			b.Fatal(st.Err())
+		}
+		base, stream = base+t1.Sub(t0), stream+time.Since(t1)
+	}
+	b.ReportMetric(float64(base.Nanoseconds())/float64(b.N*(n+1)), "baseline-ns/event")
+	b.ReportMetric(float64(stream.Nanoseconds())/float64(b.N*(n+1)), "Stream-ns/event")
+	b.ReportMetric(float64(stream)/float64(base), "Stream/baseline")
+}
+
+// BenchmarkStreamLargeEvent: a 1 MiB event, an endpoint_response (which the Stream decodes as
+// JSON) and a tool_call (which it does not). "one read" hands out the whole body at once (a
+// single pass); "1400B reads" hands it out 1,400 bytes per read, as a network does, which makes
+// a bare sse.Read rescan the event at every read.
+func BenchmarkStreamLargeEvent(b *testing.B) {
+	for _, typ := range []string{"endpoint_response", "tool_call"} {
+		body := []byte("event: " + typ + "\ndata: " + `{"messageId":"m1","answer":"` +
+			strings.Repeat("All work and no play. ", (1<<20)/22) + `"}` + "\n\ndata: [DONE]\n\n")
+		reader := func(chunk int) io.Reader {
+			if chunk == 0 {
+				return bytes.NewReader(body)
+			}
+			return &chunkReader{r: bytes.NewReader(body), n: chunk}
+		}
+		bare := func(b *testing.B, chunk int, decode bool) {
+			b.SetBytes(int64(len(body)))
+			for b.Loop() {
+				for ev, err := range sse.Read(reader(chunk), &sse.ReadConfig{MaxEventSize: DefaultMaxEventSize}) {
+					if err != nil {
+						b.Fatal(err)
+					}
+					if decode && ev.Type == typ {
+						var res QueryResponse
+						if err := res.UnmarshalJSON([]byte(ev.Data)); err != nil {
+							b.Fatal(err)
+						}
+					}
+				}
+			}
+		}
+		stream := func(b *testing.B, chunk int) {
+			b.SetBytes(int64(len(body)))
+			for b.Loop() {
+				st := readerStream(reader(chunk), nil)
+				for st.Next() {
+				}
+				if st.Err() != nil || len(st.Current().Data) != len(body)-len("event: \ndata: \n\ndata: [DONE]\n\n")-len(typ) {
+					b.Fatal(st.Err())
+				}
+			}
+		}
+		decode := typ == "endpoint_response" // the Stream parses it: so does its second baseline
+		b.Run(typ+"/baseline=sse.Read/one read", func(b *testing.B) { bare(b, 0, false) })
+		if decode {
+			b.Run(typ+"/baseline=sse.Read+json/one read", func(b *testing.B) { bare(b, 0, true) })
+		}
+		b.Run(typ+"/sse.Read/1400B reads", func(b *testing.B) { bare(b, 1400, decode) })
+		b.Run(typ+"/Stream/one read", func(b *testing.B) { stream(b, 0) })
+		b.Run(typ+"/Stream/1400B reads", func(b *testing.B) { stream(b, 1400) })
+	}
+}
+
+// BenchmarkStreamFirstEventDelay: the time from the server's flush of the first event to the
+// caller holding it, over loopback HTTP, while the server holds the rest of the stream back.
+// The baseline reads the raw body up to the event's blank line.
+func BenchmarkStreamFirstEventDelay(b *testing.B) {
+	sent := make(chan time.Time, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		w.WriteHeader(http.StatusOK)
+		w.(http.Flusher).Flush()
+		io.ReadAll(r.Body)
+		t0 := time.Now()
+		io.WriteString(w, "event: answer\ndata: Hello\n\n")
+		w.(http.Flusher).Flush()
+		sent <- t0
+		<-r.Context().Done() // hold the stream open until the client has the event
+	}))
+	defer srv.Close()
+	c, err := NewClient(WithBaseURL(srv.URL), WithHTTPClient(srv.Client()), WithAPIKey("k"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	report := func(b *testing.B, delays []time.Duration) {
+		slices.Sort(delays)
+		b.ReportMetric(float64(delays[len(delays)/2].Microseconds()), "µs-median-delay")
+		b.ReportMetric(float64(delays[len(delays)*99/100].Microseconds()), "µs-p99-delay")
+	}
+	b.Run("baseline=raw body", func(b *testing.B) {
+		var delays []time.Duration
 		for b.Loop() {
-			var sb strings.Builder
-			for ev, err := range sse.Read(bytes.NewReader(input), &sse.ReadConfig{MaxEventSize: DefaultMaxEventSize}) {
+			res, err := srv.Client().Post(srv.URL+"/agents/a/query", "application/json", strings.NewReader(`{}`))
+			if err != nil {
+				b.Fatal(err)
+			}
+			br := bufio.NewReader(res.Body)
+			for {
+				line, err := br.ReadString('\n')
 				if err != nil {
 					b.Fatal(err)
 				}
-				if ev.Type == "answer" {
-					sb.WriteString(ev.Data)
+				if line == "\n" {
+					break
 				}
 			}
+			delays = append(delays, time.Since(<-sent))
+			res.Body.Close()
 		}
-		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/(float64(b.N)*(n+1)), "ns/event")
+		report(b, delays)
 	})
 	b.Run("Stream", func(b *testing.B) {
-		b.ReportAllocs()
+		var delays []time.Duration
 		for b.Loop() {
-			st := readerStream(bytes.NewReader(input), nil)
-			for st.Next() {
+			st, err := c.QueryStream(context.Background(), "a", QueryRequest{Query: "Hi"})
+			if err != nil {
+				b.Fatal(err)
 			}
-			if st.Err() != nil || len(st.Answer()) != 4*n {
-				b.Fatal(st.Err(), len(st.Answer()))
+			if !st.Next() {
+				b.Fatal(st.Err())
 			}
+			delays = append(delays, time.Since(<-sent))
+			st.Close()
 		}
-		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/(float64(b.N)*(n+1)), "ns/event")
+		report(b, delays)
 	})
 }
