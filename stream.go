@@ -117,7 +117,7 @@ func (c *Client) openStream(ctx context.Context, op string, cfg *config, r reque
 			return nil, opError(op, fmt.Errorf("JSON response to a streaming request exceeds %d bytes (raise WithMaxEventSize)", cfg.maxEventSize))
 		}
 		var qr QueryResponse
-		if err := decodeJSON(body, &qr); err != nil {
+		if err := decodeOwnedJSON(body, &qr); err != nil {
 			return nil, opError(op, fmt.Errorf("decode JSON response (HTTP %d) to a streaming request: %w; body starts %q",
 				res.StatusCode, err, shorten(string(body), 200)))
 		}
@@ -409,16 +409,11 @@ func (s *Stream) handle(q *queued) bool {
 	return true
 }
 
-// decodeResponse decodes the JSON object of an endpoint_response. It calls UnmarshalJSON
-// itself: json.Unmarshal would scan the object twice more before calling it, which is most of
-// the cost of a large response.
+// decodeResponse decodes the JSON object of an endpoint_response, in one scan: the bytes are a
+// copy the response keeps as its Raw.
 func decodeResponse(data string) (*QueryResponse, error) {
-	b := bytes.TrimSpace([]byte(data))
-	if len(b) == 0 || b[0] != '{' {
-		return nil, errors.New("not a JSON object")
-	}
 	var res QueryResponse
-	if err := res.UnmarshalJSON(b); err != nil {
+	if err := decodeOwnedJSON([]byte(data), &res); err != nil {
 		return nil, err
 	}
 	return &res, nil

@@ -148,7 +148,7 @@ func BenchmarkStreamLargeEvent(b *testing.B) {
 					}
 					if decode && ev.Type == typ {
 						var res QueryResponse
-						if err := res.UnmarshalJSON([]byte(ev.Data)); err != nil {
+						if err := decodeOwnedJSON([]byte(ev.Data), &res); err != nil {
 							b.Fatal(err)
 						}
 					}
