@@ -40,7 +40,7 @@ func TestRunWithEnvironment(t *testing.T) {
 			stdout: "Hello from laburentest! You said: Hola\n"},
 		{name: "wrong key", key: "wrong", wantErr: laburen.ErrUnauthorized},
 		{name: "usage limit in the stream", key: laburentest.DefaultAPIKey,
-			fault: func(s *laburentest.Server) { s.StreamErrorNext(1, 2, "USAGE_LIMIT") },
+			fault:  func(s *laburentest.Server) { s.StreamErrorNext(1, 2, "USAGE_LIMIT") },
 			stdout: "Hello from", wantErr: laburen.ErrUsageLimit},
 		{name: "stream cut", key: laburentest.DefaultAPIKey,
 			fault: func(s *laburentest.Server) { s.CutStreamNext(1, 1) }, stdout: "Hello", wantErr: laburen.ErrStreamTruncated},
