@@ -818,7 +818,14 @@ func TestStreamImmediateDelivery(t *testing.T) {
 	require.NoError(t, err)
 	defer st.Close()
 	// The server is stalled until release: the first event must arrive without it.
-	require.True(t, st.Next())
+	next := make(chan bool)
+	go func() { next <- st.Next() }()
+	select {
+	case more := <-next:
+		require.True(t, more)
+	case <-time.After(10 * time.Second):
+		t.Fatal("the first event did not arrive while the server held the rest back")
+	}
 	assert.Equal(t, "Hel", st.Current().Text)
 	release()
 	require.True(t, st.Next())
@@ -882,6 +889,67 @@ func TestStreamCancelledBeforeNext(t *testing.T) {
 	assert.ErrorIs(t, st.Err(), context.Canceled)
 }
 
+// signalReader closes reading when its second Read starts (the first one delivers the first
+// event).
+type signalReader struct {
+	r       io.Reader
+	reads   int
+	reading chan struct{}
+}
+
+func (s *signalReader) Read(p []byte) (int, error) {
+	if s.reads++; s.reads == 2 {
+		close(s.reading)
+	}
+	return s.r.Read(p)
+}
+
+// TestStreamEndsABodyThatIgnoresTheContext: a transport whose body does not end with the
+// request's context (httpmock's, a custom RoundTripper's) still lets Close and a cancelled
+// context end a waiting Next, because the stream closes the body.
+func TestStreamEndsABodyThatIgnoresTheContext(t *testing.T) {
+	tests := []struct {
+		name string
+		stop func(cancel context.CancelFunc, st *Stream)
+		is   error
+	}{
+		{"context cancelled", func(cancel context.CancelFunc, st *Stream) { cancel() }, context.Canceled},
+		{"Close", func(cancel context.CancelFunc, st *Stream) { st.Close() }, ErrStreamClosed},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			pr, pw := io.Pipe()
+			defer pw.Close()
+			go io.WriteString(pw, "event: answer\ndata: a\n\n") // and then nothing, with the pipe open
+			parent, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			sctx, scancel := context.WithCancelCause(parent)
+			body := &signalReader{r: pr, reading: make(chan struct{})}
+			st := newStream(parent, sctx, scancel, "stream test", 200, readCloser{body, pr}, &config{maxEventSize: DefaultMaxEventSize})
+			require.True(t, st.Next())
+			go func() {
+				<-body.reading
+				tt.stop(cancel, st)
+			}()
+			done := make(chan bool)
+			go func() { done <- st.Next() }()
+			select {
+			case more := <-done:
+				assert.False(t, more)
+			case <-time.After(10 * time.Second):
+				t.Fatal("Next is still waiting for a body that ignores the context")
+			}
+			assert.ErrorIs(t, st.Err(), tt.is)
+			assert.NoError(t, st.Close())
+		})
+	}
+}
+
+type readCloser struct {
+	io.Reader
+	io.Closer
+}
+
 func TestStreamCloseIsSafeFromManyGoroutines(t *testing.T) {
 	before := streamGoroutines()
 	c, p, _ := stalledServer(t, "event: answer\ndata: a\n\n", "")
@@ -934,15 +1002,24 @@ func TestStreamIdleTimeoutOff(t *testing.T) {
 }
 
 func TestStreamReleasesItselfAtTheEnd(t *testing.T) {
-	tests := []struct{ name, body string }{
-		{"[DONE]", "event: answer\ndata: a\n\ndata: [DONE]\n\n"},
-		{"[ERROR]", "data: [ERROR]USAGE_LIMIT\n\n"},
-		{"truncated", "event: answer\ndata: a\n\n"},
+	tests := []struct {
+		name, body string
+		linger     bool // the server keeps the connection open after the body
+	}{
+		{"[DONE]", "event: answer\ndata: a\n\ndata: [DONE]\n\n", false},
+		{"[DONE], then the server lingers", "event: answer\ndata: a\n\ndata: [DONE]\n\n", true},
+		{"[ERROR], then the server lingers", "data: [ERROR]USAGE_LIMIT\n\n", true},
+		{"truncated", "event: answer\ndata: a\n\n", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			before := streamGoroutines()
-			c, p := sseServer(t, func(w http.ResponseWriter, r *http.Request) { writeSSE(w, tt.body) })
+			c, p := sseServer(t, func(w http.ResponseWriter, r *http.Request) {
+				writeSSE(w, tt.body)
+				if tt.linger {
+					<-r.Context().Done() // until the client closes the body
+				}
+			})
 			st, err := c.QueryStream(context.Background(), "a1", QueryRequest{Query: "Hi"})
 			require.NoError(t, err)
 			for st.Next() {
