@@ -1,0 +1,158 @@
+// Command webhook gets an agent's answer by webhook, as in conversational mode: it starts a
+// receiver, signs the receiver's URL, sends the query with QueryAsync, and prints the answer's
+// messages when Laburen delivers them.
+//
+//	LABUREN_API_KEY=... LABUREN_AGENT_ID=... \
+//	LABUREN_WEBHOOK_ADDR=:8080 LABUREN_WEBHOOK_URL=https://<public host>/webhook/laburen \
+//	go run ./examples/webhook "Where is my order?"
+//
+// Laburen must be able to reach the receiver: LABUREN_WEBHOOK_URL is its public URL (a tunnel
+// to LABUREN_WEBHOOK_ADDR, for example), and LABUREN_WEBHOOK_ADDR the local address it listens
+// on (default 127.0.0.1 on a free port; the URL then defaults to that address, which only a
+// server on this machine can reach). LABUREN_WEBHOOK_SECRET signs the URL (default: random
+// bytes for this run). The agent must have conversational mode on; if it answers at once
+// instead, the program prints that answer.
+//
+// Without LABUREN_API_KEY and LABUREN_AGENT_ID it starts laburentest, the SDK's fake server,
+// in-process with a conversational agent, and says so on stderr.
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"time"
+
+	"github.com/laburen/laburen-go"
+	"github.com/laburen/laburen-go/laburentest"
+)
+
+// waitLimit bounds the wait for the delivery.
+const waitLimit = 2 * time.Minute
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "webhook:", err)
+		os.Exit(1)
+	}
+}
+
+// hookParams are the receiver's own parameters, carried in the signed webhook URL: Laburen
+// sends them back with the answer, and the signature proves they are the ones this program set.
+type hookParams struct {
+	Ref string `url:"ref"`
+}
+
+// run sends the question in args (or a default one) by QueryAsync and prints the messages of
+// the answer that arrives at the receiver.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	c, agentID, closeFn, err := connect(getenv, stderr)
+	if err != nil {
+		return err
+	}
+	defer closeFn()
+
+	secret := []byte(getenv("LABUREN_WEBHOOK_SECRET"))
+	if len(secret) == 0 {
+		secret = make([]byte, 32)
+		_, _ = rand.Read(secret)
+	}
+
+	// The receiver: NewWebhookHandler verifies the signature, drops duplicate deliveries and
+	// answers 200 once fn returns; fn hands the event over to run.
+	events := make(chan *laburen.WebhookEvent, 1)
+	handler := laburen.NewWebhookHandler(func(ctx context.Context, ev *laburen.WebhookEvent) error {
+		if ev.Name != laburen.WebhookEventAgentResponse {
+			return nil // an event this program does not use: acknowledge it
+		}
+		select {
+		case events <- ev:
+		default: // an answer already arrived
+		}
+		return nil
+	}, laburen.WithWebhookSecret(secret), laburen.WithWebhookDeduplicator(laburen.NewMemoryDeduplicator(100)))
+	mux := http.NewServeMux()
+	mux.Handle("/webhook/laburen", handler)
+
+	addr := getenv("LABUREN_WEBHOOK_ADDR")
+	if addr == "" {
+		addr = "127.0.0.1:0"
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	receiver := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = receiver.Serve(ln) }()
+	defer receiver.Shutdown(context.Background()) // waits for the handler in flight
+
+	publicURL := getenv("LABUREN_WEBHOOK_URL")
+	if publicURL == "" {
+		publicURL = "http://" + ln.Addr().String() + "/webhook/laburen"
+	}
+	ref := fmt.Sprintf("example-%d", time.Now().Unix())
+	hookURL, err := laburen.SignWebhookURL(publicURL, hookParams{Ref: ref}, secret)
+	if err != nil {
+		return err
+	}
+
+	question := strings.Join(args, " ")
+	if question == "" {
+		question = "Where is my order?"
+	}
+	q, err := c.QueryAsync(ctx, agentID, laburen.QueryRequest{Query: question, WebhookURL: hookURL})
+	if err != nil {
+		return err
+	}
+	if !q.Queued() {
+		fmt.Fprintln(stderr, "the agent answered at once: its conversational mode is off")
+		fmt.Fprintln(stdout, q.Answer.Answer)
+		return nil
+	}
+	fmt.Fprintf(stderr, "queued in conversation %s; waiting for the answer at %s\n", q.ConversationID, publicURL)
+
+	select {
+	case ev := <-events:
+		if got := ev.Params.Get("ref"); got != ref {
+			return fmt.Errorf("the delivery carries ref %q, not %q", got, ref)
+		}
+		for _, m := range ev.Messages {
+			fmt.Fprintln(stdout, m.Text)
+		}
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(waitLimit):
+		return errors.New("no answer arrived within " + waitLimit.String() + ": can Laburen reach " + publicURL + "?")
+	}
+}
+
+// connect returns a client and the agent to talk to: the real API when LABUREN_API_KEY and
+// LABUREN_AGENT_ID are set (and LABUREN_BASE_URL, when set, as its base URL), otherwise a
+// laburentest server started in this process, whose agent has conversational mode on.
+// closeFn releases what connect started.
+func connect(getenv func(string) string, stderr io.Writer) (c *laburen.Client, agentID string, closeFn func(), err error) {
+	key, agentID := getenv("LABUREN_API_KEY"), getenv("LABUREN_AGENT_ID")
+	if key == "" || agentID == "" {
+		srv := laburentest.NewServer(laburentest.WithResponder(laburentest.Answer(
+			"Hola! I found your order.\n\nIt shipped yesterday and arrives tomorrow.")))
+		srv.AddAgent(laburentest.DefaultAgentID, laburentest.Conversational())
+		fmt.Fprintln(stderr, "LABUREN_API_KEY or LABUREN_AGENT_ID is not set: using laburentest, a fake Laburen server in this process")
+		return srv.Client(), laburentest.DefaultAgentID, srv.Close, nil
+	}
+	opts := []laburen.Option{laburen.WithAPIKey(key)}
+	if base := getenv("LABUREN_BASE_URL"); base != "" {
+		opts = append(opts, laburen.WithBaseURL(base))
+	}
+	c, err = laburen.NewClient(opts...)
+	return c, agentID, func() {}, err
+}
