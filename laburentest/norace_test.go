@@ -1,0 +1,5 @@
+//go:build !race
+
+package laburentest_test
+
+const raceEnabled = false

@@ -1,0 +1,136 @@
+package laburentest_test
+
+// The code of the README's "Testing your code" section, kept here so that it is compiled and
+// run. TestReadmeTestingSection checks that each region between "// README <name>" and
+// "// README end" is, line for line, a Go block of that section.
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/laburen/laburen-go"
+	"github.com/laburen/laburen-go/laburentest"
+)
+
+// README testing
+func TestOrderQuestion(t *testing.T) {
+	srv := laburentest.NewServer(laburentest.WithResponder(laburentest.Answer("It ships today.")))
+	defer srv.Close()
+	c := srv.Client() // a *laburen.Client pointed at the fake, with its API key
+
+	res, err := c.Query(t.Context(), laburentest.DefaultAgentID, laburen.QueryRequest{Query: "Where is my order?"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Answer != "It ships today." {
+		t.Errorf("answer %q", res.Answer)
+	}
+	conv, _ := srv.Conversation(res.ConversationID) // what the server stored
+	if len(conv.Messages) != 2 || conv.Messages[0].Role != laburentest.RoleUser {
+		t.Errorf("history %+v", conv.Messages)
+	}
+
+	srv.UsageLimitNext(1) // the next request gets 402 {"error":"USAGE_LIMIT"}
+	_, err = c.Query(t.Context(), laburentest.DefaultAgentID, laburen.QueryRequest{Query: "Hi"})
+	if !errors.Is(err, laburen.ErrUsageLimit) {
+		t.Errorf("got %v, want a usage limit", err)
+	}
+}
+
+// README end
+
+// readmeFaults is the README's list of faults.
+func readmeFaults(srv *laburentest.Server) {
+	// README faults
+	srv.FailNext(1, 503, "<html>...</html>") // any status and body
+	srv.RateLimitNext(2, time.Second)        // 429 {"error":"RATE_LIMIT"} with Retry-After: 1
+	srv.UsageLimitNext(1)                    // 402 {"error":"USAGE_LIMIT"}
+	srv.StreamErrorNext(1, 3, "USAGE_LIMIT") // 3 events, then data: [ERROR]USAGE_LIMIT in a 200 stream
+	srv.CutStreamNext(1, 3)                  // 3 events, then the connection drops without [DONE]
+	srv.StallStreamNext(1, 0)                // headers, then silence until the client goes away
+	srv.SetEventDelay(10 * time.Millisecond) // a pause before every stream event
+	srv.DuplicateWebhooksNext(1)             // the next webhook delivery arrives twice
+	// README end
+}
+
+func TestReadmeFaults(t *testing.T) {
+	srv := laburentest.NewServer()
+	defer srv.Close()
+	readmeFaults(srv)
+	want := []int{503, 429, 429, 402, 200}
+	for _, status := range want {
+		res, _ := post(t, srv, queryPath, laburentest.DefaultAPIKey, `{"query":"hi"}`)
+		assert.Equal(t, status, res.StatusCode)
+	}
+}
+
+func TestReadmeWebhooks(t *testing.T) {
+	ctx := t.Context()
+	received := make(chan string, 2)
+	receiver := httptest.NewServer(laburen.NewWebhookHandler(func(_ context.Context, ev *laburen.WebhookEvent) error {
+		received <- ev.Messages[0].Text
+		return nil
+	}))
+	defer receiver.Close()
+	srv := laburentest.NewServer()
+	defer srv.Close()
+	c := srv.Client()
+	// README webhooks
+	srv.AddAgent("support", laburentest.Conversational()) // queries need a webhookUrl, answers come by POST
+	q, err := c.QueryAsync(ctx, "support", laburen.QueryRequest{Query: "Hi", WebhookURL: receiver.URL + "/hook"})
+	if err != nil || !q.Queued() {
+		t.Fatal(q, err)
+	}
+	deliveries, err := srv.WaitWebhooks(ctx, 1) // the answer was POSTed to the receiver
+	if err != nil {
+		t.Fatal(err)
+	}
+	// README end
+	assert.Equal(t, http.StatusOK, deliveries[0].StatusCode)
+	assert.Equal(t, "Hello from laburentest! You said: Hi", <-received)
+}
+
+func TestReadmeTestingSection(t *testing.T) {
+	data, err := os.ReadFile("../README.md")
+	require.NoError(t, err)
+	_, section, ok := strings.Cut(string(data), "\n## Testing your code\n")
+	require.True(t, ok, "the README has a Testing your code section")
+	section, _, _ = strings.Cut(section, "\n## ")
+	var blocks []string
+	for rest := section; ; {
+		var block string
+		var found bool
+		if _, rest, found = strings.Cut(rest, "```go\n"); !found {
+			break
+		}
+		block, rest, _ = strings.Cut(rest, "```")
+		blocks = append(blocks, strings.TrimSpace(block))
+	}
+	src, err := os.ReadFile("readme_test.go")
+	require.NoError(t, err)
+	var regions []string
+	for _, name := range []string{"testing", "faults", "webhooks"} {
+		_, rest, ok := strings.Cut(string(src), "// README "+name+"\n")
+		require.True(t, ok, name)
+		region, _, ok := strings.Cut(rest, "// README end")
+		require.True(t, ok, name)
+		if strings.HasPrefix(region, "\t") { // inside a function: one tab less
+			var lines []string
+			for line := range strings.Lines(region) {
+				lines = append(lines, strings.TrimPrefix(strings.TrimRight(line, "\n"), "\t"))
+			}
+			region = strings.Join(lines, "\n")
+		}
+		regions = append(regions, strings.TrimSpace(region))
+	}
+	assert.Equal(t, regions, blocks)
+}
