@@ -9,11 +9,12 @@ import (
 	"github.com/laburen/laburen-go"
 )
 
-// Responder writes the AI agent's answer to a query. agentID is the agent named in the path;
-// req is the request as received, with ConversationID and VisitorID set to the conversation
-// the server chose, so that a responder can read the history with Server.Conversation (the
-// user's message is already in it). Extra holds the body fields laburen.QueryRequest does not
-// model.
+// Responder writes the AI agent's answer to a query. ctx ends when the client goes away, or,
+// for a query queued in conversational mode, when the server closes. agentID is the agent
+// named in the path; req is the request as received, with ConversationID and VisitorID set to
+// the conversation the server chose, so that a responder can read the history with
+// Server.Conversation (the user's message is already in it). Extra holds the body fields
+// laburen.QueryRequest does not model.
 //
 // An error fails the query before any answer is sent: an *laburen.APIError with a StatusCode
 // is answered with that status and {"error": Code or Message}; any other error with a 500
