@@ -105,10 +105,11 @@ func ExampleServer_WaitWebhooks() {
 	defer srv.Close()
 	srv.AddAgent(laburentest.DefaultAgentID, laburentest.Conversational())
 
+	// The delivery may arrive before QueryAsync returns: hand the messages over on a channel
+	// so that the output keeps its order.
+	received := make(chan []laburen.WebhookMessage, 1)
 	receiver := httptest.NewServer(laburen.NewWebhookHandler(func(ctx context.Context, ev *laburen.WebhookEvent) error {
-		for _, m := range ev.Messages {
-			fmt.Println("received:", m.Text)
-		}
+		received <- ev.Messages
 		return nil
 	}))
 	defer receiver.Close()
@@ -119,6 +120,9 @@ func ExampleServer_WaitWebhooks() {
 		log.Fatal(err)
 	}
 	fmt.Println(q.Status)
+	for _, m := range <-received {
+		fmt.Println("received:", m.Text)
+	}
 
 	deliveries, err := srv.WaitWebhooks(context.Background(), 1)
 	if err != nil {
