@@ -87,22 +87,29 @@ func (e *APIError) Error() string {
 // Is reports whether the error belongs to the class of target, one of the package's sentinel
 // errors, by status code or by error code.
 func (e *APIError) Is(target error) bool {
+	code := func(codes ...string) bool {
+		for _, c := range codes {
+			if strings.EqualFold(e.Code, c) {
+				return true
+			}
+		}
+		return false
+	}
 	switch target {
 	case ErrUnauthorized:
 		return e.StatusCode == http.StatusUnauthorized || e.StatusCode == http.StatusForbidden ||
-			e.Code == "UNAUTHORIZED" || e.Code == "FORBIDDEN"
+			code("UNAUTHORIZED", "FORBIDDEN")
 	case ErrUsageLimit:
-		return e.StatusCode == http.StatusPaymentRequired || e.Code == "USAGE_LIMIT"
+		return e.StatusCode == http.StatusPaymentRequired || code("USAGE_LIMIT")
 	case ErrNotFound:
-		return e.StatusCode == http.StatusNotFound || e.Code == "NOT_FOUND"
+		return e.StatusCode == http.StatusNotFound || code("NOT_FOUND")
 	case ErrRateLimited:
-		return e.StatusCode == http.StatusTooManyRequests || e.Code == "RATE_LIMIT" ||
-			e.Code == "RATE_LIMITED"
+		return e.StatusCode == http.StatusTooManyRequests || code("RATE_LIMIT", "RATE_LIMITED")
 	case ErrInvalidRequest:
 		return e.StatusCode == http.StatusBadRequest || e.StatusCode == http.StatusUnprocessableEntity ||
-			e.Code == "INVALID_REQUEST" || e.Code == "BAD_REQUEST"
+			code("INVALID_REQUEST", "BAD_REQUEST")
 	case ErrServer:
-		return e.StatusCode >= 500 || e.Code == "INTERNAL_SERVER_ERROR"
+		return e.StatusCode >= 500 || code("INTERNAL_SERVER_ERROR")
 	}
 	return false
 }
@@ -149,7 +156,7 @@ func isErrorCode(s string) bool {
 		return false
 	}
 	for _, r := range s {
-		if (r < 'A' || r > 'Z') && (r < '0' || r > '9') && r != '_' {
+		if (r < 'A' || r > 'Z') && (r < 'a' || r > 'z') && (r < '0' || r > '9') && r != '_' {
 			return false
 		}
 	}

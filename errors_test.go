@@ -184,6 +184,8 @@ func TestAPIErrorIsByCode(t *testing.T) {
 		{"INVALID_REQUEST", ErrInvalidRequest},
 		{"BAD_REQUEST", ErrInvalidRequest},
 		{"INTERNAL_SERVER_ERROR", ErrServer},
+		{"usage_limit", ErrUsageLimit}, // codes match whatever their case
+		{"Not_Found", ErrNotFound},
 	}
 	for _, tt := range tests {
 		t.Run(tt.code, func(t *testing.T) {
@@ -219,4 +221,10 @@ func TestParseRetryAfter(t *testing.T) {
 		assert.Equal(t, tt.ok, ok, tt.v)
 		assert.Equal(t, tt.want, got, tt.v)
 	}
+}
+
+func TestLowercaseCodeInBody(t *testing.T) {
+	e := newAPIError(http.StatusOK, http.Header{}, []byte(`{"error":"usage_limit"}`))
+	assert.Equal(t, "usage_limit", e.Code)
+	assert.ErrorIs(t, e, ErrUsageLimit)
 }
