@@ -2,6 +2,7 @@ package laburen
 
 import (
 	"encoding/json"
+	"errors"
 	"maps"
 	"reflect"
 	"slices"
@@ -257,6 +258,24 @@ type Usage struct {
 	Cost             float64 `json:"cost"`
 }
 
+// UnmarshalJSON decodes the usage; a count of an unexpected type (a string, say) is left zero
+// rather than failing the whole response, whose Raw keeps it as sent.
+func (u *Usage) UnmarshalJSON(b []byte) error {
+	type plain Usage
+	return lenient(json.Unmarshal(b, (*plain)(u)))
+}
+
+// lenient drops a type mismatch inside an item of a response (a usage count, a source's score):
+// json.Unmarshal has decoded every other field, and the raw JSON keeps the odd value. An answer
+// that arrived, and may have been billed, is not lost over the type of a detail.
+func lenient(err error) error {
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		return nil
+	}
+	return err
+}
+
 // Source is a knowledge-base chunk an answer used. The API documents Source and Chunk; the
 // other fields appear when the server sends them, and Raw keeps the whole item.
 type Source struct {
@@ -275,11 +294,29 @@ type Source struct {
 // UnmarshalJSON decodes the source and keeps the raw item in Raw.
 func (s *Source) UnmarshalJSON(b []byte) error {
 	type plain Source
-	if err := json.Unmarshal(b, (*plain)(s)); err != nil {
+	var v struct {
+		plain
+		Score      json.RawMessage `json:"score"`
+		PageNumber json.RawMessage `json:"page_number"`
+	}
+	if err := lenient(json.Unmarshal(b, &v)); err != nil {
 		return err
 	}
+	*s = Source(v.plain)
+	s.Score = optional[float64](v.Score)
+	s.PageNumber = optional[int](v.PageNumber)
 	s.Raw = slices.Clone(b)
 	return nil
+}
+
+// optional decodes a number that may be missing, null or of another type: nil unless it is a
+// T.
+func optional[T any](raw json.RawMessage) *T {
+	var v T
+	if len(raw) == 0 || json.Unmarshal(raw, &v) != nil || string(raw) == "null" {
+		return nil
+	}
+	return &v
 }
 
 // Approval is a tool call that waits for a human's approval before it runs.
@@ -297,7 +334,7 @@ type Approval struct {
 // UnmarshalJSON decodes the approval, reading the tool's type, and keeps the raw item in Raw.
 func (a *Approval) UnmarshalJSON(b []byte) error {
 	type plain Approval
-	if err := json.Unmarshal(b, (*plain)(a)); err != nil {
+	if err := lenient(json.Unmarshal(b, (*plain)(a))); err != nil {
 		return err
 	}
 	var tool struct {

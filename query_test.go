@@ -331,6 +331,19 @@ func TestQueryResponseDecoding(t *testing.T) {
 				assert.Empty(t, r.Approvals[1].ToolType)
 				assert.Equal(t, `"odd"`, string(r.Approvals[1].Tool))
 			}},
+		{"odd types inside items keep the answer", `{"answer":"a","usage":{"totalTokens":"12","cost":0.5},` +
+			`"sources":[{"source":"s","score":"0.8","page_number":"iv"}],"approvals":[{"tool":{"type":7},"payload":1}]}`,
+			func(t *testing.T, r *QueryResponse) {
+				assert.Equal(t, "a", r.Answer)
+				assert.Equal(t, Usage{Cost: 0.5}, r.Usage)
+				require.Len(t, r.Sources, 1)
+				assert.Equal(t, "s", r.Sources[0].Source)
+				assert.Nil(t, r.Sources[0].Score)
+				assert.Contains(t, string(r.Sources[0].Raw), `"score":"0.8"`)
+				require.Len(t, r.Approvals, 1)
+				assert.Empty(t, r.Approvals[0].ToolType)
+				assert.Contains(t, string(r.Raw), `"totalTokens":"12"`)
+			}},
 		{"surrounding whitespace", "\n  " + `{"answer":"a"}` + "\n", func(t *testing.T, r *QueryResponse) {
 			assert.Equal(t, "a", r.Answer)
 		}},
