@@ -25,28 +25,7 @@ func (c *Client) AgentQuery(ctx context.Context, agentID string, req AgentQueryR
 
 // agentQueryRequest validates an agent query and encodes it for the request path.
 func (c *Client) agentQueryRequest(agentID string, req *AgentQueryRequest, streaming bool, opts []Option) (*config, request, error) {
-	cfg, err := c.configFor(opts)
-	if err != nil {
-		return nil, request{}, err
-	}
-	if err := validateAgentID(agentID); err != nil {
-		return nil, request{}, err
-	}
-	if err := req.validate(); err != nil {
-		return nil, request{}, err
-	}
-	if req.IsDraft && !cfg.auth.set() {
-		return nil, request{}, invalid("isDraft", "a draft needs an API key (WithAPIKey or LABUREN_API_KEY)")
-	}
-	type fields AgentQueryRequest
-	body, err := encodeBody(struct {
-		*fields
-		Streaming bool `json:"streaming,omitzero"`
-	}{(*fields)(req), streaming}, req.Extra, *req)
-	if err != nil {
-		return nil, request{}, err
-	}
-	return cfg, request{path: agentPath(agentID, "query-agent"), body: body, stream: streaming}, nil
+	return c.prepare(agentID, "query-agent", req, streaming, opts)
 }
 
 // validate checks an agent query request before it is sent.

@@ -391,7 +391,7 @@ func (r *AgentQueryResponse) UnmarshalJSON(b []byte) error {
 // withExtra returns body (a JSON object) with the extra fields added. A key that names a field
 // of the request struct (set or not), or "streaming", is refused, so Extra can never silently
 // change a field the SDK models.
-func withExtra(body []byte, extra map[string]any, request any) ([]byte, error) {
+func withExtra(body []byte, extra map[string]any, request reflect.Type) ([]byte, error) {
 	if len(extra) == 0 {
 		return body, nil
 	}
@@ -399,7 +399,7 @@ func withExtra(body []byte, extra map[string]any, request any) ([]byte, error) {
 	if err := json.Unmarshal(body, &fields); err != nil {
 		return nil, err
 	}
-	modeled := jsonNames(reflect.TypeOf(request))
+	modeled := jsonNames(request)
 	for _, k := range slices.Sorted(maps.Keys(extra)) {
 		if modeled[k] || k == "streaming" {
 			return nil, invalid("extra", "key %q is a field the SDK models; set the struct field instead", k)

@@ -7,6 +7,7 @@ import (
 	"math"
 	"net/mail"
 	"net/url"
+	"reflect"
 	"strconv"
 	"strings"
 	"unicode"
@@ -30,6 +31,22 @@ func (c *Client) Query(ctx context.Context, agentID string, req QueryRequest, op
 
 // queryRequest validates a query and encodes it for the request path.
 func (c *Client) queryRequest(agentID string, req *QueryRequest, streaming bool, opts []Option) (*config, request, error) {
+	return c.prepare(agentID, "query", req, streaming, opts)
+}
+
+// requestBody is the body of a call to an agent endpoint: QueryRequest or AgentQueryRequest.
+type requestBody interface {
+	validate() error
+	extraFields() map[string]any
+}
+
+func (r *QueryRequest) extraFields() map[string]any      { return r.Extra }
+func (r *AgentQueryRequest) extraFields() map[string]any { return r.Extra }
+
+// prepare is the one place where a call to an agent endpoint is checked and encoded: the call's
+// options, the agent ID, the body's own rules, then the JSON with "streaming" and the Extra
+// fields.
+func (c *Client) prepare(agentID, endpoint string, body requestBody, streaming bool, opts []Option) (*config, request, error) {
 	cfg, err := c.configFor(opts)
 	if err != nil {
 		return nil, request{}, err
@@ -37,27 +54,23 @@ func (c *Client) queryRequest(agentID string, req *QueryRequest, streaming bool,
 	if err := validateAgentID(agentID); err != nil {
 		return nil, request{}, err
 	}
-	if err := req.validate(); err != nil {
+	if err := body.validate(); err != nil {
 		return nil, request{}, err
 	}
-	type fields QueryRequest
-	body, err := encodeBody(struct {
-		*fields
-		Streaming bool `json:"streaming,omitzero"`
-	}{(*fields)(req), streaming}, req.Extra, *req)
+	if r, ok := body.(*AgentQueryRequest); ok && r.IsDraft && !cfg.auth.set() {
+		return nil, request{}, invalid("isDraft", "a draft needs an API key (WithAPIKey or LABUREN_API_KEY)")
+	}
+	b, err := json.Marshal(body)
 	if err != nil {
+		return nil, request{}, fmt.Errorf("encode request: %w", err)
+	}
+	if streaming { // b is an object that holds at least "query"
+		b = append([]byte(`{"streaming":true,`), b[1:]...)
+	}
+	if b, err = withExtra(b, body.extraFields(), reflect.TypeOf(body).Elem()); err != nil {
 		return nil, request{}, err
 	}
-	return cfg, request{path: agentPath(agentID, "query"), body: body, stream: streaming}, nil
-}
-
-// encodeBody marshals a request body and adds its Extra fields.
-func encodeBody(v any, extra map[string]any, request any) ([]byte, error) {
-	body, err := json.Marshal(v)
-	if err != nil {
-		return nil, fmt.Errorf("encode request: %w", err)
-	}
-	return withExtra(body, extra, request)
+	return cfg, request{path: agentPath(agentID, endpoint), body: b, stream: streaming}, nil
 }
 
 // agentPath is the escaped path of an agent's endpoint.
