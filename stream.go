@@ -9,7 +9,6 @@ import (
 	"io"
 	"iter"
 	"mime"
-	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -269,7 +268,8 @@ func (s *Stream) parse(yield func(struct{}) bool) {
 		// garbage collector runs.
 		q := &s.queue[s.qn]
 		q.typ, q.data = ev.Type, ev.Data
-		q.hasData = ev.Data != "" || s.feed.lastHasData()
+		s.feed.runYields++
+		q.hasData = ev.Data != "" || s.feed.emptyEventHasData()
 		q.decoded = false
 		if q.resp != nil {
 			q.resp = nil
@@ -382,13 +382,22 @@ func (s *Stream) handle(q *queued) bool {
 		// A block without a data field: the WHATWG rules do not dispatch it.
 		return false
 	}
+	if EventType(q.typ) == EventAnswer {
+		// Decode straight into the answer: the event's text is the answer's new tail, which a
+		// strings.Builder never changes, so an encoded piece costs no allocation of its own.
+		start := s.answer.Len()
+		if !s.appendDecoded(q.data) {
+			s.answer.WriteString(q.data)
+			return true
+		}
+		q.text, q.decoded = s.answer.String()[start:], true
+		return true
+	}
 	data := decodePayload(q.data)
 	if len(data) != len(q.data) {
 		q.text, q.decoded = data, true
 	}
 	switch EventType(q.typ) {
-	case EventAnswer:
-		s.answer.WriteString(data)
 	case "", EventMessage:
 		if data == "[DONE]" {
 			s.end(nil)
@@ -406,6 +415,41 @@ func (s *Stream) handle(q *queued) bool {
 		}
 		s.resp, q.resp = res, res
 	}
+	return true
+}
+
+// appendDecoded appends the percent-decoded data to the answer and reports true, or reports
+// false and appends nothing when data is plain text. A short piece is checked and decoded in
+// one pass over a buffer on the stack.
+func (s *Stream) appendDecoded(data string) bool {
+	if strings.IndexByte(data, '%') < 0 {
+		return false
+	}
+	var buf [256]byte
+	if len(data) > len(buf) {
+		first, escapes, ok := percentEncoded(data)
+		if ok {
+			s.answer.Grow(len(data) - 2*escapes)
+			writeDecoded(&s.answer, data, first)
+		}
+		return ok
+	}
+	n := 0
+	for i := 0; i < len(data); i++ {
+		c := data[i]
+		if c == '%' {
+			if i+2 >= len(data) || !isHex(data[i+1]) || !isHex(data[i+2]) {
+				return false
+			}
+			c = unhex(data[i+1])<<4 | unhex(data[i+2])
+			i += 2
+		} else if !uriUnreserved[c] {
+			return false
+		}
+		buf[n] = c
+		n++
+	}
+	s.answer.Write(buf[:n])
 	return true
 }
 
@@ -668,11 +712,14 @@ type feeder struct {
 	rpos, wpos int // buf[rpos:wpos] is read from the body and not yet handed to go-sse
 	scanned    int // buf[:scanned] is scanned
 
-	// the complete events in buf, not yet (wholly) handed to go-sse
-	segs     []segment
-	segHead  int
-	last     segment // the event handed to go-sse last; with data, the last of several
-	sawEvent bool    // an event's end has been found
+	// The complete events in buf: segs[segHead:] are not yet (wholly) handed to go-sse;
+	// segs[runFrom:runTo] are the events whose ends the last Read handed over, of which go-sse
+	// has yielded runYields so far. segs is cleared when the body is read again.
+	segs           []segment
+	segHead        int
+	runFrom, runTo int
+	runYields      int
+	sawEvent       bool // an event's end has been found
 
 	// scanning state
 	segStart  int  // where the event being scanned starts (just after the previous one)
@@ -690,12 +737,7 @@ type feeder struct {
 type segment struct {
 	start, end int
 	first      bool // the first event of the stream, where go-sse strips a byte order mark
-	data       bool // certainly has a data field (its last line is one); false: not known
 }
-
-// smallEvent is the size up to which the scan checks whether an event's last line is a data
-// field. Such events can be handed to go-sse several at once.
-const smallEvent = 1024
 
 const feederMinBuf = 4096
 
@@ -713,23 +755,19 @@ func (f *feeder) Read(p []byte) (int, error) {
 		}
 		f.fill()
 	}
-	sg := &f.segs[f.segHead]
-	if sg.data && sg.start == f.rpos {
-		// Several events known to have data can go together: go-sse yields each of them, so
-		// every empty event it yields from them had a data field.
-		for f.segHead+1 < len(f.segs) && f.segs[f.segHead+1].data && f.segs[f.segHead+1].end-f.rpos <= len(p) {
+	from := f.segHead
+	if f.segs[from].end-f.rpos <= len(p) {
+		// As many whole events as p holds.
+		for f.segHead+1 < len(f.segs) && f.segs[f.segHead+1].end-f.rpos <= len(p) {
 			f.segHead++
-			sg = &f.segs[f.segHead]
 		}
 	}
-	n := copy(p, f.buf[f.rpos:sg.end])
+	end := f.segs[f.segHead].end
+	n := copy(p, f.buf[f.rpos:end])
 	f.rpos += n
-	if f.rpos == sg.end {
-		f.last = *sg
+	if f.rpos == end {
 		f.segHead++
-		if f.segHead == len(f.segs) {
-			f.segs, f.segHead = f.segs[:0], 0
-		}
+		f.runFrom, f.runTo, f.runYields = from, f.segHead, 0
 	}
 	return n, nil
 }
@@ -737,6 +775,8 @@ func (f *feeder) Read(p []byte) (int, error) {
 // fill reads from the body once. It is called when no complete event is buffered, so
 // buf[rpos:wpos] is the start of an incomplete event.
 func (f *feeder) fill() {
+	f.segs, f.segHead = f.segs[:0], 0
+	f.runFrom, f.runTo = 0, 0
 	if f.rpos > 0 {
 		n := copy(f.buf, f.buf[f.rpos:f.wpos])
 		d := f.rpos
@@ -798,7 +838,7 @@ func (f *feeder) scanLF(buf []byte) {
 	for i := f.scanned; i < len(buf); {
 		if !f.midLine {
 			if buf[i] == '\n' { // a blank line
-				if f.content && !f.boundary(i+1, false) {
+				if f.content && !f.boundary(i+1) {
 					return
 				}
 				i++
@@ -812,12 +852,7 @@ func (f *feeder) scanLF(buf []byte) {
 			f.midLine = buf[len(buf)-1] != '\n'
 			return
 		}
-		data := false
-		if e-f.segStart <= smallEvent {
-			ls := bytes.LastIndexByte(buf[f.segStart:e], '\n') + 1 + f.segStart
-			data = isDataField(buf[ls:e])
-		}
-		if !f.boundary(e+2, data) {
+		if !f.boundary(e + 2) {
 			return
 		}
 		f.midLine = false
@@ -862,7 +897,7 @@ func (f *feeder) scanAny(buf []byte) {
 			continue
 		}
 		if !f.midLine {
-			if f.content && !f.boundary(j+1, false) {
+			if f.content && !f.boundary(j+1) {
 				return
 			}
 		} else {
@@ -873,54 +908,73 @@ func (f *feeder) scanAny(buf []byte) {
 	}
 }
 
-// boundary records an event that ends just before end; data tells that it certainly has a data
-// field. It reports false when the event is over the limit.
-func (f *feeder) boundary(end int, data bool) bool {
+// boundary records an event that ends just before end. It reports false when the event is over
+// the limit.
+func (f *feeder) boundary(end int) bool {
 	if end-f.segStart > f.max {
 		f.err = &eventTooLargeError{max: f.max}
 		return false
 	}
-	f.segs = append(f.segs, segment{start: f.segStart, end: end, first: !f.sawEvent, data: data})
+	f.segs = append(f.segs, segment{start: f.segStart, end: end, first: !f.sawEvent})
 	f.sawEvent = true
 	f.segStart = end
 	f.content = false
 	return true
 }
 
-// lastHasData reports whether the event handed to go-sse last has a data field: a line "data"
-// alone or followed by a colon. go-sse yields an event with empty data both for "data:" and for
-// a block with no data field at all, which the WHATWG rules do not dispatch. It is valid until
-// the next Read.
-func (f *feeder) lastHasData() bool {
-	if f.last.data {
-		return true
-	}
-	seg := f.buf[f.last.start:f.last.end]
-	firstLine := true
-	for len(seg) > 0 {
-		j := lineEnd(seg, 0)
-		line := seg[:j]
-		if len(line) > 0 {
-			if firstLine && f.last.first {
-				line = bytes.TrimPrefix(line, []byte("\xEF\xBB\xBF"))
-			}
-			firstLine = false
-			if isDataField(line) {
-				return true
+// emptyEventHasData tells, for an event with empty data that go-sse has just yielded, whether its
+// block has a data field: go-sse yields an empty event both for "data:" and for a block with no
+// data field at all ("event: x"), which the WHATWG rules do not dispatch. The event is the
+// runYields-th that go-sse yielded from the events the last Read handed over; the blocks that
+// go-sse yields for are found with its own rules. It runs only for empty events.
+func (f *feeder) emptyEventHasData() bool {
+	k := f.runYields
+	for _, sg := range f.segs[f.runFrom:f.runTo] {
+		yields, hasData := f.fields(sg)
+		if yields {
+			if k--; k == 0 {
+				return hasData
 			}
 		}
-		if j == len(seg) {
-			break
-		}
-		seg = seg[j+1:]
 	}
-	return false
+	return true // not found: show the event rather than lose it
 }
 
-// isDataField reports whether a line is a data field as go-sse reads it: "data" alone or
-// followed by a colon.
-func isDataField(line []byte) bool {
-	return len(line) >= 4 && string(line[:4]) == "data" && (len(line) == 4 || line[4] == ':')
+// fields reads an event's fields as go-sse does, and reports whether go-sse yields it (it has a
+// data or event field, or an id field without NUL) and whether it has a data field.
+func (f *feeder) fields(sg segment) (yields, hasData bool) {
+	b := f.buf[sg.start:sg.end]
+	first := sg.first
+	for len(b) > 0 {
+		j := lineEnd(b, 0)
+		if line := b[:j]; len(line) > 0 {
+			if first {
+				line, first = bytes.TrimPrefix(line, []byte("\xEF\xBB\xBF")), false
+			}
+			name, value := line, []byte(nil)
+			if c := bytes.IndexByte(line, ':'); c > 5 {
+				name = nil // go-sse skips a line whose colon comes after the longest field name
+			} else if c >= 0 {
+				name, value = line[:c], line[c+1:]
+			}
+			switch string(name) {
+			case "data":
+				return true, true
+			case "event":
+				yields = true
+			case "id":
+				yields = yields || bytes.IndexByte(value, 0) < 0
+			}
+		}
+		if j == len(b) {
+			break
+		}
+		if b[j] == '\r' && j+1 < len(b) && b[j+1] == '\n' {
+			j++
+		}
+		b = b[j+1:]
+	}
+	return yields, false
 }
 
 // lineEnd returns the index of the first CR or LF in buf[i:], or len(buf). Short lines are
@@ -986,29 +1040,69 @@ var uriUnreserved = func() (t [256]bool) {
 
 // decodePayload decodes a payload percent-encoded by encodeURIComponent: one made only of
 // A-Z a-z 0-9 - _ . ! ~ * ' ( ) and valid %XX escapes. Any other payload is plain text and is
-// returned as it is. A payload without '%' is returned without allocating.
+// returned as it is. A payload without '%' is returned without allocating; an encoded one costs
+// one allocation. The result is what url.PathUnescape returns.
 func decodePayload(s string) string {
-	if strings.IndexByte(s, '%') < 0 {
+	first, escapes, ok := percentEncoded(s)
+	if !ok {
 		return s
+	}
+	var b strings.Builder
+	b.Grow(len(s) - 2*escapes)
+	writeDecoded(&b, s, first)
+	return b.String()
+}
+
+// percentEncoded reports whether s is percent-encoded text to decode: it has a '%' (the first
+// at first), and only unreserved bytes and valid escapes (escapes of them).
+func percentEncoded(s string) (first, escapes int, ok bool) {
+	first = strings.IndexByte(s, '%')
+	if first < 0 {
+		return 0, 0, false
 	}
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		if c == '%' {
 			if i+2 >= len(s) || !isHex(s[i+1]) || !isHex(s[i+2]) {
-				return s
+				return 0, 0, false
 			}
+			escapes++
 			i += 2
 			continue
 		}
 		if !uriUnreserved[c] {
-			return s
+			return 0, 0, false
 		}
 	}
-	u, err := url.PathUnescape(s)
-	if err != nil {
-		return s
+	return first, escapes, true
+}
+
+// writeDecoded writes s, which percentEncoded accepted, decoded to b.
+func writeDecoded(b *strings.Builder, s string, first int) {
+	b.WriteString(s[:first])
+	for i := first; i < len(s); {
+		if s[i] == '%' {
+			b.WriteByte(unhex(s[i+1])<<4 | unhex(s[i+2]))
+			i += 3
+			continue
+		}
+		j := strings.IndexByte(s[i:], '%')
+		if j < 0 {
+			j = len(s) - i
+		}
+		b.WriteString(s[i : i+j])
+		i += j
 	}
-	return u
+}
+
+func unhex(c byte) byte {
+	switch {
+	case c >= 'a':
+		return c - 'a' + 10
+	case c >= 'A':
+		return c - 'A' + 10
+	}
+	return c - '0'
 }
 
 func isHex(c byte) bool {

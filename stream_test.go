@@ -10,15 +10,18 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"testing/iotest"
 	"time"
+	"unicode/utf8"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -1141,4 +1144,116 @@ func TestReadmeStreamingSnippets(t *testing.T) {
 	for i, name := range regions {
 		assert.Equal(t, markedRegion(t, string(examples), name), strings.TrimSpace(blocks[i]), name)
 	}
+}
+
+// encodeURIComponent is JavaScript's encodeURIComponent for valid UTF-8.
+func encodeURIComponent(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; uriUnreserved[c] {
+			b.WriteByte(c)
+		} else {
+			fmt.Fprintf(&b, "%%%02X", c)
+		}
+	}
+	return b.String()
+}
+
+// FuzzDecodePayload: encoded text decodes back to itself, and whatever decodePayload returns is
+// either its input (plain text) or what url.PathUnescape makes of it.
+func FuzzDecodePayload(f *testing.F) {
+	for _, s := range []string{"Hola, mundo", "línea 1\nlínea 2", "100% seguro", "%E2%82%AC", "a%2", "€ 😀", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		assert.Equal(t, s, decodePayload(encodeURIComponent(s)), "round trip")
+		got := decodePayload(s)
+		if got != s {
+			want, err := url.PathUnescape(s)
+			require.NoError(t, err)
+			assert.Equal(t, want, got)
+		}
+	})
+}
+
+func TestDecodePayloadAllocatesOnceWhenEncoded(t *testing.T) {
+	for _, s := range []string{"Hola!%20", "%C2%BFC%C3%B3mo%20est%C3%A1s%3F%20", "%7B%22a%22%3A1%7D"} {
+		allocs := testing.AllocsPerRun(100, func() { sinkString = decodePayload(s) })
+		assert.Equal(t, 1.0, allocs, "decodePayload(%q)", s)
+	}
+}
+
+// whatwgEvents parses a complete event stream by the WHATWG rules, written from the spec: lines
+// end with CRLF, LF or CR; one leading BOM is stripped; a blank line dispatches the event when
+// its data buffer is not empty; an unnamed event is a "message"; what follows the last blank
+// line is discarded.
+func whatwgEvents(in string) []evt {
+	in = strings.TrimPrefix(in, "\uFEFF")
+	var out []evt
+	var data strings.Builder
+	typ := ""
+	for {
+		i := strings.IndexAny(in, "\r\n")
+		if i < 0 {
+			return out
+		}
+		line := in[:i]
+		if in[i] == '\r' && i+1 < len(in) && in[i+1] == '\n' {
+			i++
+		}
+		in = in[i+1:]
+		switch {
+		case line == "":
+			if data.Len() > 0 {
+				t := EventType(typ)
+				if t == "" {
+					t = EventMessage
+				}
+				out = append(out, evt{t, strings.TrimSuffix(data.String(), "\n")})
+			}
+			data.Reset()
+			typ = ""
+		case line[0] == ':':
+		default:
+			name, value, found := strings.Cut(line, ":")
+			if found {
+				value = strings.TrimPrefix(value, " ")
+			}
+			switch name {
+			case "event":
+				typ = value
+			case "data":
+				data.WriteString(value)
+				data.WriteByte('\n')
+			}
+		}
+	}
+}
+
+// FuzzStreamMatchesWHATWG compares the events of a Stream with those of the spec's parser, for
+// any stream of valid UTF-8 without '[' or '%' (so no [DONE], [ERROR] or percent-encoding but
+// the final [DONE]) and without a byte order mark past its first byte (go-sse strips one after
+// leading blank lines too, which the spec does not).
+func FuzzStreamMatchesWHATWG(f *testing.F) {
+	for _, s := range []string{
+		"event: answer\ndata: a\n\n", "data:x\r\rdata: y\r\n\r\n", "event: x\n\nid: 1\n\ndata:\n\n",
+		"\uFEFFdata: 1\n\n: c\n\nevent:answer\ndata\ndata: 2\n\n", "data: a\r\n\r", "data:test\n data\ndata\nfoobar:xxx\njustsometext\n:comment\ndata:test\n\n",
+		"id: a\x00b\nevent: answer\n\n", "retry: 10\n\nevent: message\ndata: m\n\n", "data: tail\n",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if strings.ContainsAny(s, "[%") || strings.LastIndex(s, "\uFEFF") > 0 || !utf8.ValidString(s) {
+			return
+		}
+		in := s + "\n\ndata: [DONE]\n\n"
+		want := whatwgEvents(in)
+		want = append([]evt{}, want[:slices.Index(want, evt{EventMessage, "[DONE]"})]...)
+		for _, feed := range feeds[:2] {
+			st := readerStream(feed.wrap(strings.NewReader(in)), nil)
+			got := append([]evt{}, drainStream(st)...)
+			require.NoError(t, st.Err(), feed.name)
+			assert.Equal(t, want, got, "%s: %q", feed.name, in)
+		}
+	})
 }
