@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"iter"
-	"mime"
 	"strconv"
 	"strings"
 	"sync"
@@ -63,7 +62,8 @@ type StreamEvent struct {
 //
 // Read the events with Next and Current, or the answer text with Text, or wait for the whole
 // response with Final; always Close the stream. Err reports how the stream ended: nil only after
-// the server's final [DONE] event.
+// the server's final [DONE] event. The context bounds the whole stream; WithStreamIdleTimeout
+// bounds each wait for the server (not the time the caller takes between two calls of Next).
 //
 // A 2xx response without a Content-Type, or with text/event-stream, is read as the event stream.
 // A JSON response (a server that ignored "streaming") is decoded as the whole response and shown
@@ -101,14 +101,15 @@ func (c *Client) openStream(ctx context.Context, op string, cfg *config, r reque
 		return nil, opError(op, err)
 	}
 	ct := res.Header.Get("Content-Type")
-	mediaType, _, _ := mime.ParseMediaType(ct)
+	mediaType, _, _ := strings.Cut(ct, ";")
+	mediaType = strings.ToLower(strings.TrimSpace(mediaType))
 	switch {
 	case ct == "" || mediaType == "text/event-stream":
 		return newStream(ctx, sctx, cancel, op, res.StatusCode, res.Body, cfg), nil
 	case mediaType == "application/json" || strings.HasSuffix(mediaType, "+json"):
 		defer cancel(nil)
 		defer res.Body.Close()
-		body, err := io.ReadAll(io.LimitReader(res.Body, int64(cfg.maxEventSize)+1))
+		body, err := readBody(res, cfg.maxEventSize)
 		if err != nil {
 			return nil, opError(op, fmt.Errorf("read JSON response (HTTP %d) to a streaming request: %w", res.StatusCode, err))
 		}
@@ -271,6 +272,9 @@ func (s *Stream) parse(yield func(struct{}) bool) {
 		s.feed.runYields++
 		q.hasData = ev.Data != "" || s.feed.emptyEventHasData()
 		q.decoded = false
+		if q.text != "" {
+			q.text = ""
+		}
 		if q.resp != nil {
 			q.resp = nil
 		}

@@ -681,6 +681,8 @@ func TestQueryStreamContentTypes(t *testing.T) {
 		{name: "event stream with parameters", contentType: "text/event-stream; charset=utf-8", body: stream,
 			events: []evt{{EventAnswer, "Hi"}}, answer: "Hi"},
 		{name: "no content type", contentType: "-", body: stream, events: []evt{{EventAnswer, "Hi"}}, answer: "Hi"},
+		{name: "event stream in capitals, with broken parameters", contentType: "Text/Event-Stream ;; charset", body: stream,
+			events: []evt{{EventAnswer, "Hi"}}, answer: "Hi"},
 		{name: "JSON: the server ignored streaming", contentType: "application/json",
 			body:   `{"answer":"Hello there","messageId":"m9","usage":{"totalTokens":3}}`,
 			events: []evt{{EventAnswer, "Hello there"}, {EventEndpointResponse, `{"answer":"Hello there","messageId":"m9","usage":{"totalTokens":3}}`}},
