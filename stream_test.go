@@ -1259,3 +1259,27 @@ func FuzzStreamMatchesWHATWG(f *testing.F) {
 		}
 	})
 }
+
+// FuzzStreamAnyBytes feeds arbitrary bytes to a Stream with a small event limit: it must end
+// (with [DONE] or an error), never panic, and an error must name the stream.
+func FuzzStreamAnyBytes(f *testing.F) {
+	for _, name := range []string{"stream_plain", "stream_encoded", "stream_error", "stream_truncated_mid_event", "stream_tool_call"} {
+		in, err := os.ReadFile(filepath.Join("testdata", name+".sse"))
+		require.NoError(f, err)
+		f.Add(in)
+	}
+	f.Add([]byte("event: endpoint_response\r\ndata: %7B\r\n\r\ndata: [ERROR]\xff\n\n"))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		for _, feed := range feeds[:2] {
+			st := readerStream(feed.wrap(bytes.NewReader(in)), &config{maxEventSize: 256})
+			for st.Next() {
+				_ = st.Current()
+			}
+			if err := st.Err(); err != nil {
+				assert.True(t, strings.HasPrefix(err.Error(), "laburen: stream test: "), err.Error())
+			}
+			_ = st.Answer()
+			assert.NoError(t, st.Close())
+		}
+	})
+}
