@@ -703,9 +703,9 @@ func (it *idleTimer) stop() {
 // feeder sits between the body and go-sse. go-sse looks for the end of an event from the start
 // of the buffered event at every read, so an event that arrives in many small reads costs time
 // quadratic in its size. The feeder finds the ends of events itself, with one linear scan, and
-// hands go-sse one whole event per Read (or as much of it as go-sse's buffer holds, which go-sse
-// then doubles): each event is scanned a bounded number of times, and reaches go-sse as soon as
-// its blank line has arrived.
+// hands go-sse only whole events: all those that fit in its buffer, or as much of a larger one as
+// the buffer holds (go-sse then doubles its buffer). Each event is thus scanned a bounded number
+// of times, and reaches go-sse as soon as its blank line has arrived.
 type feeder struct {
 	r     io.Reader
 	max   int
@@ -748,7 +748,8 @@ const feederMinBuf = 4096
 // errStopped stops go-sse when the stream is released while the parser waits.
 var errStopped = errors.New("stream released")
 
-// Read hands go-sse the next complete event, or as much of it as p holds.
+// Read hands go-sse the complete events that p holds whole, or the start (or rest) of one that
+// does not fit.
 func (f *feeder) Read(p []byte) (int, error) {
 	for f.segHead == len(f.segs) {
 		if f.err != nil {
