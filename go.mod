@@ -4,8 +4,9 @@ go 1.24
 
 require (
 	github.com/google/go-querystring v1.2.0
-	github.com/jarcoal/httpmock v1.4.2 // indirect
-	github.com/stretchr/testify v1.12.1 // indirect
-	github.com/tmaxmax/go-sse v0.11.0 // indirect
-	go.yaml.in/yaml/v3 v3.0.5 // indirect
+	github.com/jarcoal/httpmock v1.4.2
+	github.com/stretchr/testify v1.12.1
+	github.com/tmaxmax/go-sse v0.11.0
 )
+
+require go.yaml.in/yaml/v3 v3.0.5 // indirect
