@@ -38,15 +38,18 @@ const (
 	ChannelCRMChatsAppAI Channel = "crmchatsappai"
 )
 
-// Channels lists every documented channel, in the API reference's order.
-var Channels = []Channel{
+// Channels returns every documented channel, in the API reference's order. The slice is a
+// copy: changing it changes nothing else.
+func Channels() []Channel { return slices.Clone(channels) }
+
+var channels = []Channel{
 	ChannelAPI, ChannelDashboard, ChannelWebsite, ChannelForm, ChannelWhatsApp, ChannelTelegram,
 	ChannelSlack, ChannelMeta, ChannelCrisp, ChannelZapier, ChannelMail, ChannelMercadoLibre,
 	ChannelAgentBuilder, ChannelChatwoot, ChannelCRMChatsAppAI,
 }
 
 // Valid reports whether c is one of the documented channels.
-func (c Channel) Valid() bool { return slices.Contains(Channels, c) }
+func (c Channel) Valid() bool { return slices.Contains(channels, c) }
 
 // ModelName selects the model that answers a query, overriding the agent's own. The list of
 // models grows, so any string is accepted; the constants are the documented values.

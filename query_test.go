@@ -260,7 +260,7 @@ func TestQueryValidInputsAreSent(t *testing.T) {
 			assert.Len(t, srv.all(), 1)
 		})
 	}
-	for _, ch := range Channels {
+	for _, ch := range Channels() {
 		c, srv := newMockClient(t, http.StatusOK, okAnswer)
 		_, err := c.Query(context.Background(), "a", QueryRequest{Query: "Hi", Channel: ch})
 		require.NoError(t, err, ch)
@@ -393,14 +393,17 @@ func TestPtr(t *testing.T) {
 }
 
 func TestChannels(t *testing.T) {
-	assert.Len(t, Channels, 15)
+	assert.Len(t, Channels(), 15)
 	want := strings.Fields("api dashboard website form whatsapp telegram slack meta crisp zapier mail mercadolibre agent_builder chatwoot crmchatsappai")
-	got := make([]string, len(Channels))
-	for i, ch := range Channels {
+	got := make([]string, len(Channels()))
+	for i, ch := range Channels() {
 		got[i] = string(ch)
 		assert.True(t, ch.Valid())
 	}
 	assert.Equal(t, want, got)
+	Channels()[0] = "sms" // a copy: the valid set does not change
+	assert.False(t, Channel("sms").Valid())
+	assert.True(t, ChannelAPI.Valid())
 	for _, bad := range []Channel{"", "API", "sms", "whatsapp "} {
 		assert.False(t, bad.Valid(), bad)
 	}
