@@ -1133,21 +1133,6 @@ func TestStreamErrorsNeverShowTheKey(t *testing.T) {
 	}
 }
 
-// TestReadmeStreamingSnippets checks that the code of the README's Streaming section is the code
-// of stream_example_test.go, which the compiler checks and Example_streaming runs.
-func TestReadmeStreamingSnippets(t *testing.T) {
-	readme, err := os.ReadFile("README.md")
-	require.NoError(t, err)
-	examples, err := os.ReadFile("stream_example_test.go")
-	require.NoError(t, err)
-	blocks := readmeSection(t, string(readme), "Streaming")
-	regions := []string{"streaming", "streaming text", "streaming final"}
-	require.Len(t, blocks, len(regions))
-	for i, name := range regions {
-		assert.Equal(t, markedRegion(t, string(examples), name), strings.TrimSpace(blocks[i]), name)
-	}
-}
-
 // encodeURIComponent is JavaScript's encodeURIComponent for valid UTF-8.
 func encodeURIComponent(s string) string {
 	var b strings.Builder

@@ -123,7 +123,7 @@ func Example_conversationalMode() {
 	agentID := os.Getenv("LABUREN_AGENT_ID")
 	go func() { log.Fatal(http.ListenAndServe(":8080", nil)) }()
 
-	// README: receiving
+	// README receiving
 	secret := []byte("load-32-random-bytes-from-config") // at least 16 bytes; never in the code
 
 	handler := laburen.NewWebhookHandler(func(ctx context.Context, ev *laburen.WebhookEvent) error {
@@ -150,7 +150,7 @@ func Example_conversationalMode() {
 		log.Fatal(err)
 	}
 
-	// README: QueryAsync
+	// README QueryAsync
 	q, err := c.QueryAsync(ctx, agentID, laburen.QueryRequest{
 		Query:      "Where is my order?",
 		WebhookURL: hookURL, // from SignWebhookURL, below

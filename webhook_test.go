@@ -12,7 +12,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"os"
 	"runtime"
 	"strings"
 	"sync"
@@ -989,49 +988,4 @@ func FuzzParseWebhook(f *testing.F) {
 			t.Fatalf("params %v, want %v", ev.Params, values)
 		}
 	})
-}
-
-// TestReadmeWebhookSnippets checks that the code of the README's "Conversational mode and
-// webhooks" section is the code of Example_conversationalMode, which the compiler checks.
-func TestReadmeWebhookSnippets(t *testing.T) {
-	readme, err := os.ReadFile("README.md")
-	require.NoError(t, err)
-	example, err := os.ReadFile("webhook_example_test.go")
-	require.NoError(t, err)
-	_, section, ok := strings.Cut(string(readme), "\n## Conversational mode and webhooks\n")
-	require.True(t, ok, "the README has the section")
-	section, _, _ = strings.Cut(section, "\n## ")
-
-	var blocks []string
-	for rest := section; ; {
-		var block string
-		var found bool
-		if _, rest, found = strings.Cut(rest, "```go\n"); !found {
-			break
-		}
-		block, rest, _ = strings.Cut(rest, "```")
-		blocks = append(blocks, block)
-	}
-	require.Len(t, blocks, 2)
-	var marked []string
-	for rest := string(example); ; {
-		var block string
-		var found bool
-		if _, rest, found = strings.Cut(rest, "// README: "); !found {
-			break
-		}
-		_, rest, _ = strings.Cut(rest, "\n")
-		block, rest, _ = strings.Cut(rest, "// README end")
-		marked = append(marked, block)
-	}
-	require.Len(t, marked, 2)
-	dedent := func(s string) string {
-		var out []string
-		for line := range strings.Lines(s) {
-			out = append(out, strings.TrimPrefix(strings.TrimRight(line, "\n"), "\t"))
-		}
-		return strings.TrimSpace(strings.Join(out, "\n"))
-	}
-	assert.Equal(t, dedent(marked[1]), strings.TrimSpace(blocks[0]), "the QueryAsync block")
-	assert.Equal(t, dedent(marked[0]), strings.TrimSpace(blocks[1]), "the receiver block")
 }

@@ -9,15 +9,13 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
-	"github.com/stretchr/testify/require"
 
 	"github.com/laburen/laburen-go"
+	"github.com/laburen/laburen-go/internal/readmecheck"
 	"github.com/laburen/laburen-go/laburentest"
 )
 
@@ -100,37 +98,7 @@ func TestReadmeWebhooks(t *testing.T) {
 }
 
 func TestReadmeTestingSection(t *testing.T) {
-	data, err := os.ReadFile("../README.md")
-	require.NoError(t, err)
-	_, section, ok := strings.Cut(string(data), "\n## Testing your code\n")
-	require.True(t, ok, "the README has a Testing your code section")
-	section, _, _ = strings.Cut(section, "\n## ")
-	var blocks []string
-	for rest := section; ; {
-		var block string
-		var found bool
-		if _, rest, found = strings.Cut(rest, "```go\n"); !found {
-			break
-		}
-		block, rest, _ = strings.Cut(rest, "```")
-		blocks = append(blocks, strings.TrimSpace(block))
-	}
-	src, err := os.ReadFile("readme_test.go")
-	require.NoError(t, err)
-	var regions []string
-	for _, name := range []string{"testing", "faults", "webhooks"} {
-		_, rest, ok := strings.Cut(string(src), "// README "+name+"\n")
-		require.True(t, ok, name)
-		region, _, ok := strings.Cut(rest, "// README end")
-		require.True(t, ok, name)
-		if strings.HasPrefix(region, "\t") { // inside a function: one tab less
-			var lines []string
-			for line := range strings.Lines(region) {
-				lines = append(lines, strings.TrimPrefix(strings.TrimRight(line, "\n"), "\t"))
-			}
-			region = strings.Join(lines, "\n")
-		}
-		regions = append(regions, strings.TrimSpace(region))
-	}
-	assert.Equal(t, regions, blocks)
+	readme := readmecheck.ReadFile(t, "../README.md")
+	src := readmecheck.ReadFile(t, "readme_test.go")
+	readmecheck.Match(t, readmecheck.Blocks(t, readme, "Testing your code"), src, "testing", "faults", "webhooks")
 }
