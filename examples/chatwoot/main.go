@@ -19,7 +19,7 @@ import (
 	"strings"
 
 	"github.com/laburen/laburen-go"
-	"github.com/laburen/laburen-go/laburentest"
+	"github.com/laburen/laburen-go/internal/exampleenv"
 )
 
 func main() {
@@ -52,11 +52,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err // a *laburen.ValidationError naming the bad part
 	}
 
-	c, agentID, closeFn, err := connect(getenv, stderr)
+	// The real API when LABUREN_API_KEY and LABUREN_AGENT_ID are set, otherwise a fake server in
+	// this process. In your program: c, err := laburen.NewClient() reads LABUREN_API_KEY.
+	env, err := exampleenv.Connect(getenv, stderr)
 	if err != nil {
 		return err
 	}
-	defer closeFn()
+	defer env.Close()
+	c, agentID := env.Client, env.AgentID
 
 	// The customer's message, as the CRM receives it.
 	res, err := c.Query(ctx, agentID, laburen.QueryRequest{
@@ -84,22 +87,4 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fmt.Fprintln(stdout, "operator:", operatorReply)
 	fmt.Fprintln(stdout, "status:", m.Status)
 	return nil
-}
-
-// connect returns a client and the agent to talk to: the real API when LABUREN_API_KEY and
-// LABUREN_AGENT_ID are set (and LABUREN_BASE_URL, when set, as its base URL), otherwise a
-// laburentest server started in this process. closeFn releases what connect started.
-func connect(getenv func(string) string, stderr io.Writer) (c *laburen.Client, agentID string, closeFn func(), err error) {
-	key, agentID := getenv("LABUREN_API_KEY"), getenv("LABUREN_AGENT_ID")
-	if key == "" || agentID == "" {
-		srv := laburentest.NewServer()
-		fmt.Fprintln(stderr, "LABUREN_API_KEY or LABUREN_AGENT_ID is not set: using laburentest, a fake Laburen server in this process")
-		return srv.Client(), laburentest.DefaultAgentID, srv.Close, nil
-	}
-	opts := []laburen.Option{laburen.WithAPIKey(key)}
-	if base := getenv("LABUREN_BASE_URL"); base != "" {
-		opts = append(opts, laburen.WithBaseURL(base))
-	}
-	c, err = laburen.NewClient(opts...)
-	return c, agentID, func() {}, err
 }

@@ -10,16 +10,13 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/laburen/laburen-go"
+	"github.com/laburen/laburen-go/internal/exampleenv"
 	"github.com/laburen/laburen-go/laburentest"
 )
 
-func envOf(m map[string]string) func(string) string {
-	return func(k string) string { return m[k] }
-}
-
 func TestRunWithoutEnvironment(t *testing.T) {
 	var stdout, stderr bytes.Buffer
-	require.NoError(t, run(context.Background(), nil, envOf(nil), &stdout, &stderr))
+	require.NoError(t, run(context.Background(), nil, exampleenv.Vars{}.Getenv, &stdout, &stderr))
 	assert.Equal(t, "conversation: crmchatsappai_12_345\n"+
 		"customer: Where is my order?\n"+
 		"agent: Hello from laburentest! You said: Where is my order?\n"+
@@ -45,9 +42,7 @@ func TestChatwoot(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			srv := laburentest.NewServer()
 			defer srv.Close()
-			env := envOf(map[string]string{
-				"LABUREN_API_KEY": laburentest.DefaultAPIKey, "LABUREN_AGENT_ID": laburentest.DefaultAgentID, "LABUREN_BASE_URL": srv.URL,
-			})
+			env := exampleenv.VarsFor(srv).Getenv
 			var stdout, stderr bytes.Buffer
 			err := run(context.Background(), tt.args, env, &stdout, &stderr)
 			if tt.field != "" {

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/laburen/laburen-go"
+	"github.com/laburen/laburen-go/internal/exampleenv"
 	"github.com/laburen/laburen-go/laburentest"
 )
 
@@ -30,11 +31,15 @@ func main() {
 
 // run asks the agent the question in args (or a default one) and prints the streamed answer.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	c, agentID, closeFn, err := connect(getenv, stderr)
+	// The real API when LABUREN_API_KEY and LABUREN_AGENT_ID are set, otherwise a fake server in
+	// this process. In your program: c, err := laburen.NewClient() reads LABUREN_API_KEY.
+	// A short pause before each event of the fake shows the answer arriving piece by piece.
+	env, err := exampleenv.Connect(getenv, stderr, laburentest.WithEventDelay(20*time.Millisecond))
 	if err != nil {
 		return err
 	}
-	defer closeFn()
+	defer env.Close()
+	c, agentID := env.Client, env.AgentID
 
 	question := strings.Join(args, " ")
 	if question == "" {
@@ -52,23 +57,4 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	fmt.Fprintln(stdout)
 	return nil
-}
-
-// connect returns a client and the agent to talk to: the real API when LABUREN_API_KEY and
-// LABUREN_AGENT_ID are set (and LABUREN_BASE_URL, when set, as its base URL), otherwise a
-// laburentest server started in this process. closeFn releases what connect started.
-func connect(getenv func(string) string, stderr io.Writer) (c *laburen.Client, agentID string, closeFn func(), err error) {
-	key, agentID := getenv("LABUREN_API_KEY"), getenv("LABUREN_AGENT_ID")
-	if key == "" || agentID == "" {
-		// A short pause before each event shows the answer arriving piece by piece.
-		srv := laburentest.NewServer(laburentest.WithEventDelay(20 * time.Millisecond))
-		fmt.Fprintln(stderr, "LABUREN_API_KEY or LABUREN_AGENT_ID is not set: using laburentest, a fake Laburen server in this process")
-		return srv.Client(), laburentest.DefaultAgentID, srv.Close, nil
-	}
-	opts := []laburen.Option{laburen.WithAPIKey(key)}
-	if base := getenv("LABUREN_BASE_URL"); base != "" {
-		opts = append(opts, laburen.WithBaseURL(base))
-	}
-	c, err = laburen.NewClient(opts...)
-	return c, agentID, func() {}, err
 }

@@ -10,17 +10,13 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/laburen/laburen-go"
+	"github.com/laburen/laburen-go/internal/exampleenv"
 	"github.com/laburen/laburen-go/laburentest"
 )
 
-// envOf is a getenv over a map.
-func envOf(m map[string]string) func(string) string {
-	return func(k string) string { return m[k] }
-}
-
 func TestRunWithoutEnvironment(t *testing.T) {
 	var stdout, stderr bytes.Buffer
-	require.NoError(t, run(context.Background(), []string{"Where", "is", "my", "order?"}, envOf(nil), &stdout, &stderr))
+	require.NoError(t, run(context.Background(), []string{"Where", "is", "my", "order?"}, exampleenv.Vars{}.Getenv, &stdout, &stderr))
 	assert.Equal(t, "Hello from laburentest! You said: Where is my order?\n", stdout.String())
 	assert.Equal(t, "LABUREN_API_KEY or LABUREN_AGENT_ID is not set: using laburentest, a fake Laburen server in this process\n", stderr.String())
 }
@@ -52,11 +48,10 @@ func TestRunWithEnvironment(t *testing.T) {
 			if tt.fault != nil {
 				tt.fault(srv)
 			}
-			env := envOf(map[string]string{
-				"LABUREN_API_KEY": tt.key, "LABUREN_AGENT_ID": laburentest.DefaultAgentID, "LABUREN_BASE_URL": srv.URL,
-			})
+			env := exampleenv.VarsFor(srv)
+			env["LABUREN_API_KEY"] = tt.key
 			var stdout, stderr bytes.Buffer
-			err := run(context.Background(), tt.args, env, &stdout, &stderr)
+			err := run(context.Background(), tt.args, env.Getenv, &stdout, &stderr)
 			if tt.wantErr != nil {
 				assert.ErrorIs(t, err, tt.wantErr)
 			} else {

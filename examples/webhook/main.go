@@ -31,6 +31,7 @@ import (
 	"time"
 
 	"github.com/laburen/laburen-go"
+	"github.com/laburen/laburen-go/internal/exampleenv"
 	"github.com/laburen/laburen-go/laburentest"
 )
 
@@ -55,11 +56,18 @@ type hookParams struct {
 // run sends the question in args (or a default one) by QueryAsync and prints the messages of
 // the answer that arrives at the receiver.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	c, agentID, closeFn, err := connect(getenv, stderr)
+	// The real API when LABUREN_API_KEY and LABUREN_AGENT_ID are set, otherwise a fake server in
+	// this process. In your program: c, err := laburen.NewClient() reads LABUREN_API_KEY.
+	env, err := exampleenv.Connect(getenv, stderr, laburentest.WithResponder(laburentest.Answer(
+		"Hola! I found your order.\n\nIt shipped yesterday and arrives tomorrow.")))
 	if err != nil {
 		return err
 	}
-	defer closeFn()
+	defer env.Close()
+	if env.Fake != nil { // the fake's agent answers by webhook, as in conversational mode
+		env.Fake.AddAgent(laburentest.DefaultAgentID, laburentest.Conversational())
+	}
+	c, agentID := env.Client, env.AgentID
 
 	secret := []byte(getenv("LABUREN_WEBHOOK_SECRET"))
 	if len(secret) == 0 {
@@ -134,25 +142,4 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case <-time.After(waitLimit):
 		return errors.New("no answer arrived within " + waitLimit.String() + ": can Laburen reach " + publicURL + "?")
 	}
-}
-
-// connect returns a client and the agent to talk to: the real API when LABUREN_API_KEY and
-// LABUREN_AGENT_ID are set (and LABUREN_BASE_URL, when set, as its base URL), otherwise a
-// laburentest server started in this process, whose agent has conversational mode on.
-// closeFn releases what connect started.
-func connect(getenv func(string) string, stderr io.Writer) (c *laburen.Client, agentID string, closeFn func(), err error) {
-	key, agentID := getenv("LABUREN_API_KEY"), getenv("LABUREN_AGENT_ID")
-	if key == "" || agentID == "" {
-		srv := laburentest.NewServer(laburentest.WithResponder(laburentest.Answer(
-			"Hola! I found your order.\n\nIt shipped yesterday and arrives tomorrow.")))
-		srv.AddAgent(laburentest.DefaultAgentID, laburentest.Conversational())
-		fmt.Fprintln(stderr, "LABUREN_API_KEY or LABUREN_AGENT_ID is not set: using laburentest, a fake Laburen server in this process")
-		return srv.Client(), laburentest.DefaultAgentID, srv.Close, nil
-	}
-	opts := []laburen.Option{laburen.WithAPIKey(key)}
-	if base := getenv("LABUREN_BASE_URL"); base != "" {
-		opts = append(opts, laburen.WithBaseURL(base))
-	}
-	c, err = laburen.NewClient(opts...)
-	return c, agentID, func() {}, err
 }

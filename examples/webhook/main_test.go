@@ -11,16 +11,13 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/laburen/laburen-go"
+	"github.com/laburen/laburen-go/internal/exampleenv"
 	"github.com/laburen/laburen-go/laburentest"
 )
 
-func envOf(m map[string]string) func(string) string {
-	return func(k string) string { return m[k] }
-}
-
 func TestRunWithoutEnvironment(t *testing.T) {
 	var stdout, stderr bytes.Buffer
-	require.NoError(t, run(context.Background(), nil, envOf(nil), &stdout, &stderr))
+	require.NoError(t, run(context.Background(), nil, exampleenv.Vars{}.Getenv, &stdout, &stderr))
 	assert.Equal(t, "Hola! I found your order.\nIt shipped yesterday and arrives tomorrow.\n", stdout.String())
 	assert.True(t, strings.HasPrefix(stderr.String(), "LABUREN_API_KEY or LABUREN_AGENT_ID is not set: using laburentest"), stderr.String())
 	assert.Contains(t, stderr.String(), "queued in conversation c")
@@ -46,12 +43,10 @@ func TestWebhook(t *testing.T) {
 			if tt.conversational {
 				srv.AddAgent(laburentest.DefaultAgentID, laburentest.Conversational())
 			}
-			env := envOf(map[string]string{
-				"LABUREN_API_KEY": laburentest.DefaultAPIKey, "LABUREN_AGENT_ID": laburentest.DefaultAgentID,
-				"LABUREN_BASE_URL": srv.URL, "LABUREN_WEBHOOK_SECRET": tt.secret,
-			})
+			env := exampleenv.VarsFor(srv)
+			env["LABUREN_WEBHOOK_SECRET"] = tt.secret
 			var stdout, stderr bytes.Buffer
-			require.NoError(t, run(context.Background(), []string{"Hi"}, env, &stdout, &stderr))
+			require.NoError(t, run(context.Background(), []string{"Hi"}, env.Getenv, &stdout, &stderr))
 			assert.Equal(t, tt.stdout, stdout.String())
 			assert.True(t, strings.HasPrefix(stderr.String(), tt.stderr), stderr.String())
 

@@ -20,7 +20,7 @@ import (
 	"strings"
 
 	"github.com/laburen/laburen-go"
-	"github.com/laburen/laburen-go/laburentest"
+	"github.com/laburen/laburen-go/internal/exampleenv"
 )
 
 func main() {
@@ -43,11 +43,17 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		text = strings.Join(args[1:], " ")
 	}
 
-	c, agentID, orgID, closeFn, err := connect(getenv, stderr)
+	// The real API when LABUREN_API_KEY and LABUREN_AGENT_ID are set, otherwise a fake server in
+	// this process. In your program: c, err := laburen.NewClient() reads LABUREN_API_KEY.
+	env, err := exampleenv.Connect(getenv, stderr)
 	if err != nil {
 		return err
 	}
-	defer closeFn()
+	defer env.Close()
+	c, agentID, orgID := env.Client, env.AgentID, env.OrganizationID
+	if orgID == "" { // with the real API, the organization is LABUREN_ORGANIZATION_ID
+		return errors.New("LABUREN_ORGANIZATION_ID is not set: the channelExternalId needs your organization's ID")
+	}
 
 	extID, err := laburen.WhatsAppChannelExternalID(orgID, agentID, phone)
 	if err != nil {
@@ -65,27 +71,4 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fmt.Fprintln(stdout, "conversation:", m.ConversationID)
 	fmt.Fprintln(stdout, "message:", m.MessageID, "status:", m.Status)
 	return nil
-}
-
-// connect returns a client, the agent and the organization: the real API when LABUREN_API_KEY
-// and LABUREN_AGENT_ID are set (then LABUREN_ORGANIZATION_ID is required, and LABUREN_BASE_URL,
-// when set, is the base URL), otherwise a laburentest server started in this process. closeFn
-// releases what connect started.
-func connect(getenv func(string) string, stderr io.Writer) (c *laburen.Client, agentID, orgID string, closeFn func(), err error) {
-	key, agentID := getenv("LABUREN_API_KEY"), getenv("LABUREN_AGENT_ID")
-	if key == "" || agentID == "" {
-		srv := laburentest.NewServer()
-		fmt.Fprintln(stderr, "LABUREN_API_KEY or LABUREN_AGENT_ID is not set: using laburentest, a fake Laburen server in this process")
-		return srv.Client(), laburentest.DefaultAgentID, laburentest.DefaultOrganizationID, srv.Close, nil
-	}
-	orgID = getenv("LABUREN_ORGANIZATION_ID")
-	if orgID == "" {
-		return nil, "", "", nil, errors.New("LABUREN_ORGANIZATION_ID is not set: the channelExternalId needs your organization's ID")
-	}
-	opts := []laburen.Option{laburen.WithAPIKey(key)}
-	if base := getenv("LABUREN_BASE_URL"); base != "" {
-		opts = append(opts, laburen.WithBaseURL(base))
-	}
-	c, err = laburen.NewClient(opts...)
-	return c, agentID, orgID, func() {}, err
 }

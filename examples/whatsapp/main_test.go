@@ -11,18 +11,15 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/laburen/laburen-go"
+	"github.com/laburen/laburen-go/internal/exampleenv"
 	"github.com/laburen/laburen-go/laburentest"
 )
-
-func envOf(m map[string]string) func(string) string {
-	return func(k string) string { return m[k] }
-}
 
 const extID = laburentest.DefaultOrganizationID + "_" + laburentest.DefaultAgentID + "_5491155550000"
 
 func TestRunWithoutEnvironment(t *testing.T) {
 	var stdout, stderr bytes.Buffer
-	require.NoError(t, run(context.Background(), nil, envOf(nil), &stdout, &stderr))
+	require.NoError(t, run(context.Background(), nil, exampleenv.Vars{}.Getenv, &stdout, &stderr))
 	assert.True(t, strings.HasPrefix(stdout.String(), "channelExternalId: "+extID+"\nconversation: c"), stdout.String())
 	assert.Contains(t, stdout.String(), "status: UNRESOLVED\n")
 	assert.True(t, strings.HasPrefix(stderr.String(), "LABUREN_API_KEY or LABUREN_AGENT_ID is not set: using laburentest"), stderr.String())
@@ -31,10 +28,8 @@ func TestRunWithoutEnvironment(t *testing.T) {
 func TestWhatsApp(t *testing.T) {
 	srv := laburentest.NewServer()
 	defer srv.Close()
-	env := map[string]string{
-		"LABUREN_API_KEY": laburentest.DefaultAPIKey, "LABUREN_AGENT_ID": laburentest.DefaultAgentID,
-		"LABUREN_BASE_URL": srv.URL, "LABUREN_ORGANIZATION_ID": laburentest.DefaultOrganizationID,
-	}
+	env := exampleenv.VarsFor(srv)
+	env["LABUREN_ORGANIZATION_ID"] = laburentest.DefaultOrganizationID
 	runs := []struct {
 		args []string
 		text string
@@ -45,7 +40,7 @@ func TestWhatsApp(t *testing.T) {
 	}
 	for _, r := range runs {
 		var stdout bytes.Buffer
-		require.NoError(t, run(context.Background(), r.args, envOf(env), &stdout, &bytes.Buffer{}))
+		require.NoError(t, run(context.Background(), r.args, env.Getenv, &stdout, &bytes.Buffer{}))
 		assert.True(t, strings.HasPrefix(stdout.String(), "channelExternalId: "+extID+"\n"), stdout.String())
 	}
 	convs := srv.Conversations()
@@ -75,11 +70,9 @@ func TestWhatsAppRefuses(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			srv := laburentest.NewServer()
 			defer srv.Close()
-			env := map[string]string{
-				"LABUREN_API_KEY": laburentest.DefaultAPIKey, "LABUREN_AGENT_ID": laburentest.DefaultAgentID,
-				"LABUREN_BASE_URL": srv.URL, "LABUREN_ORGANIZATION_ID": tt.org,
-			}
-			err := run(context.Background(), tt.args, envOf(env), &bytes.Buffer{}, &bytes.Buffer{})
+			env := exampleenv.VarsFor(srv)
+			env["LABUREN_ORGANIZATION_ID"] = tt.org
+			err := run(context.Background(), tt.args, env.Getenv, &bytes.Buffer{}, &bytes.Buffer{})
 			require.Error(t, err)
 			if tt.field != "" {
 				var vErr *laburen.ValidationError
