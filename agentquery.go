@@ -39,6 +39,10 @@ func (r *AgentQueryRequest) validate() error {
 	if err := validateConversationID(r.ConversationID); err != nil {
 		return err
 	}
+	if r.ChannelExternalID != "" && r.Channel == "" {
+		// The server would file it on the api channel, where it routes nothing.
+		return invalid("channel", "is empty while channelExternalId is set; set the channel the ID belongs to (ChannelWhatsApp)")
+	}
 	if r.Channel == ChannelWhatsApp {
 		if r.ChannelExternalID == "" {
 			return invalid("channelExternalId", "is required on the whatsapp channel; build it with WhatsAppChannelExternalID")
@@ -139,11 +143,18 @@ func validateWaID(s string) *ValidationError {
 
 // validateIDPart checks one component of a routing ID.
 func validateIDPart(field, s string) *ValidationError {
+	if strings.Contains(s, "_") {
+		return invalid(field, "%q contains \"_\", which the routing ID uses as its separator", s)
+	}
+	return validateLastIDPart(field, s)
+}
+
+// validateLastIDPart checks the last component of a routing ID, which may contain "_": the
+// parts before it cannot, so the ID still splits one way only.
+func validateLastIDPart(field, s string) *ValidationError {
 	switch {
 	case s == "":
 		return invalid(field, "is empty")
-	case strings.Contains(s, "_"):
-		return invalid(field, "%q contains \"_\", which the routing ID uses as its separator", s)
 	case !utf8.ValidString(s) || strings.IndexFunc(s, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) >= 0:
 		return invalid(field, "%q contains spaces, control characters or invalid UTF-8", s)
 	}
@@ -151,14 +162,15 @@ func validateIDPart(field, s string) *ValidationError {
 }
 
 // ChatwootConversationID builds the conversationId of a Chatwoot (CRM) conversation:
-// "crmchatsappai_{accountID}_{customerID}", such as "crmchatsappai_12_345". An empty part, or a
-// part that contains "_", spaces or control characters, is refused with a *ValidationError.
+// "crmchatsappai_{accountID}_{customerID}", such as "crmchatsappai_12_345". An empty part, an
+// account ID that contains "_", or a part with spaces or control characters is refused with a
+// *ValidationError. The customer ID, being last, may contain "_": the ID still splits one way.
 func ChatwootConversationID(accountID, customerID string) (string, error) {
 	const op = "Chatwoot conversation ID"
 	if err := validateIDPart("accountID", accountID); err != nil {
 		return "", opError(op, err)
 	}
-	if err := validateIDPart("customerID", customerID); err != nil {
+	if err := validateLastIDPart("customerID", customerID); err != nil {
 		return "", opError(op, err)
 	}
 	return chatwootPrefix + accountID + "_" + customerID, nil
@@ -176,14 +188,14 @@ func ParseChatwootConversationID(id string) (accountID, customerID string, err e
 
 func parseChatwoot(id string) (account, customer string, err *ValidationError) {
 	rest, ok := strings.CutPrefix(id, chatwootPrefix)
-	parts := strings.Split(rest, "_")
+	parts := strings.SplitN(rest, "_", 2)
 	if !ok || len(parts) != 2 {
 		return "", "", invalid("conversationId", "%q is not crmchatsappai_{accountId}_{customerId}", id)
 	}
 	if err := validateIDPart("accountID", parts[0]); err != nil {
 		return "", "", err
 	}
-	if err := validateIDPart("customerID", parts[1]); err != nil {
+	if err := validateLastIDPart("customerID", parts[1]); err != nil {
 		return "", "", err
 	}
 	return parts[0], parts[1], nil

@@ -113,6 +113,9 @@ func TestAgentQueryValidation(t *testing.T) {
 		{"whatsapp external ID with four parts", "a", ok(func(r *AgentQueryRequest) {
 			r.Channel, r.ChannelExternalID = ChannelWhatsApp, "org_x_agent_5491155550000"
 		}), nil, "channelExternalId"},
+		{"external ID without a channel", "a", ok(func(r *AgentQueryRequest) {
+			r.Channel, r.ChannelExternalID = "", "clorg1_clagent1_5491155550000"
+		}), nil, "channel"},
 		{"chatwoot conversation that does not parse", "a", ok(func(r *AgentQueryRequest) {
 			r.ConversationID = "crmchatsappai_12-345"
 		}), nil, "conversationId"},
@@ -233,7 +236,8 @@ func TestChatwootConversationID(t *testing.T) {
 		{"", "345", "", "accountID"},
 		{"12", "", "", "customerID"},
 		{"1_2", "345", "", "accountID"},
-		{"12", "34_5", "", "customerID"},
+		{"12", "34_5", "crmchatsappai_12_34_5", ""}, // the last part may hold "_": it splits one way
+		{"12", "_", "crmchatsappai_12__", ""},
 		{"12", "34 5", "", "customerID"},
 		{"12\n", "345", "", "accountID"},
 	}
@@ -256,10 +260,16 @@ func TestChatwootConversationID(t *testing.T) {
 	}
 }
 
+func TestParseChatwootConversationIDSplitsAtTheFirstSeparator(t *testing.T) {
+	account, customer, err := ParseChatwootConversationID("crmchatsappai_1_2_3")
+	require.NoError(t, err)
+	assert.Equal(t, []string{"1", "2_3"}, []string{account, customer})
+}
+
 func TestParseChatwootConversationID(t *testing.T) {
 	for _, bad := range []string{
 		"", "crmchatsappai_", "crmchatsappai_12", "crmchatsappai_12_", "crmchatsappai__345",
-		"crmchatsappai_1_2_3", "CRMCHATSAPPAI_12_345", "chatwoot_12_345", "xcrmchatsappai_12_345", "crmchatsappai_12_3 45",
+		"CRMCHATSAPPAI_12_345", "chatwoot_12_345", "xcrmchatsappai_12_345", "crmchatsappai_12_3 45",
 	} {
 		t.Run(bad, func(t *testing.T) {
 			account, customer, err := ParseChatwootConversationID(bad)
