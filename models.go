@@ -3,6 +3,7 @@ package laburen
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"maps"
 	"reflect"
 	"slices"
@@ -245,12 +246,7 @@ func (r *QueryResponse) Queued() bool { return r != nil && r.Status == StatusQue
 
 // UnmarshalJSON decodes the response and keeps the raw object in Raw.
 func (r *QueryResponse) UnmarshalJSON(b []byte) error {
-	type plain QueryResponse
-	if err := json.Unmarshal(b, (*plain)(r)); err != nil {
-		return err
-	}
-	r.Raw = slices.Clone(b)
-	return nil
+	return r.decodeOwned(slices.Clone(b))
 }
 
 // Usage is the token count and cost of a call. Missing counts are zero.
@@ -268,9 +264,10 @@ func (u *Usage) UnmarshalJSON(b []byte) error {
 	return lenient(json.Unmarshal(b, (*plain)(u)))
 }
 
-// lenient drops a type mismatch inside an item of a response (a usage count, a source's score):
-// json.Unmarshal has decoded every other field, and the raw JSON keeps the odd value. An answer
-// that arrived, and may have been billed, is not lost over the type of a detail.
+// lenient drops a type mismatch in a response (a usage count, a source's score, request_human
+// sent as a string): json.Unmarshal has decoded every other field, and the raw JSON keeps the
+// odd value. An answer that arrived, and may have been billed, is not lost over the type of a
+// detail.
 func lenient(err error) error {
 	var te *json.UnmarshalTypeError
 	if errors.As(err, &te) {
@@ -362,10 +359,22 @@ type AgentQueryResponse struct {
 }
 
 // decodeOwned is UnmarshalJSON for a body the request path hands over: kept without a copy.
+// A field of an unexpected type is left zero (Raw keeps it), except the answer itself: an
+// answer that is not a string is an error, never an empty answer passed on to a user.
 func (r *QueryResponse) decodeOwned(b []byte) error {
 	type plain QueryResponse
-	if err := json.Unmarshal(b, (*plain)(r)); err != nil {
+	err := json.Unmarshal(b, (*plain)(r))
+	if lenient(err) != nil {
 		return err
+	}
+	if err != nil { // a type mismatch somewhere: make sure it is not the answer's
+		var v struct {
+			Answer json.RawMessage `json:"answer"`
+		}
+		var s string
+		if json.Unmarshal(b, &v) == nil && len(v.Answer) > 0 && json.Unmarshal(v.Answer, &s) != nil && string(v.Answer) != "null" {
+			return fmt.Errorf("the answer is not a string: %s", shorten(string(v.Answer), 100))
+		}
 	}
 	r.Raw = b
 	return nil
@@ -374,7 +383,7 @@ func (r *QueryResponse) decodeOwned(b []byte) error {
 // decodeOwned is UnmarshalJSON for a body the request path hands over: kept without a copy.
 func (r *AgentQueryResponse) decodeOwned(b []byte) error {
 	type plain AgentQueryResponse
-	if err := json.Unmarshal(b, (*plain)(r)); err != nil {
+	if err := lenient(json.Unmarshal(b, (*plain)(r))); err != nil {
 		return err
 	}
 	r.Raw = b
@@ -383,12 +392,7 @@ func (r *AgentQueryResponse) decodeOwned(b []byte) error {
 
 // UnmarshalJSON decodes the response and keeps the raw object in Raw.
 func (r *AgentQueryResponse) UnmarshalJSON(b []byte) error {
-	type plain AgentQueryResponse
-	if err := json.Unmarshal(b, (*plain)(r)); err != nil {
-		return err
-	}
-	r.Raw = slices.Clone(b)
-	return nil
+	return r.decodeOwned(slices.Clone(b))
 }
 
 // withExtra returns body (a JSON object) with the extra fields added. A key that names a field

@@ -416,3 +416,32 @@ func TestErrorsWrapValidation(t *testing.T) {
 	require.True(t, errors.As(err, &vErr))
 	assert.Equal(t, `laburen: query agent "a": invalid query: is empty`, err.Error())
 }
+
+func TestQueryResponseLenientTopLevel(t *testing.T) {
+	tests := []struct {
+		name, body string
+		answer     string
+		errPart    string
+	}{
+		{"request_human as a string", `{"answer":"Hi","request_human":"false","status":"RESOLVED"}`, "Hi", ""},
+		{"conversationId as a number", `{"conversationId":12,"answer":"Hi"}`, "Hi", ""},
+		{"null answer", `{"answer":null,"request_human":"x"}`, "", ""},
+		{"answer as a number", `{"request_human":"x","answer":42}`, "", "the answer is not a string: 42"},
+		{"answer as an object", `{"answer":{"text":"Hi"}}`, "", "the answer is not a string"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, _ := newMockClient(t, http.StatusOK, tt.body)
+			res, err := c.Query(context.Background(), "a", QueryRequest{Query: "Hi"})
+			if tt.errPart != "" {
+				require.Error(t, err)
+				assert.Contains(t, err.Error(), tt.errPart)
+				assert.NotContains(t, err.Error(), "plain")
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, tt.answer, res.Answer)
+			assert.JSONEq(t, tt.body, string(res.Raw))
+		})
+	}
+}
