@@ -132,7 +132,7 @@ func TestUnexpectedSuccessBody(t *testing.T) {
 		{"empty body", "application/json", "", "not a JSON object"},
 		{"JSON array", "application/json", `[{"answer":"a"}]`, "not a JSON object"},
 		{"truncated JSON", "application/json", `{"answer":"hel`, `body starts "{\"answer\":\"hel"`},
-		{"wrong type", "application/json", `{"answer":42}`, "cannot unmarshal"},
+		{"answer of the wrong type", "application/json", `{"answer":42}`, "the answer is not a string"},
 		{"SSE where JSON was expected", "text/event-stream", "event: answer\ndata: Hi\n\n", "event: answer"},
 		{"long garbage is cut", "text/plain", strings.Repeat("ab", 1000), strings.Repeat("ab", 100) + `..."`},
 	}
