@@ -90,6 +90,11 @@ const (
 	StatusHumanRequested ConversationStatus = "HUMAN_REQUESTED"
 )
 
+// StatusQueued is not a conversation status but the status field of the reply to a query that
+// the server queued instead of answering (conversational mode, see Client.QueryAsync): the
+// answer arrives later at the query's webhook URL. QueryResponse.Queued tests for it.
+const StatusQueued ConversationStatus = "queued"
+
 // PromptType is the deprecated promptType of a query.
 type PromptType string
 
@@ -149,9 +154,13 @@ type QueryRequest struct {
 
 // Filters restricts the datasources an agent searches for one query.
 type Filters struct {
-	CustomIDs     []string `json:"custom_ids,omitempty"`
+	// CustomIDs keeps the datasources tagged with one of these custom IDs.
+	CustomIDs []string `json:"custom_ids,omitempty"`
+	// DatasourceIDs keeps these datasources.
 	DatasourceIDs []string `json:"datasource_ids,omitempty"`
-	DatastoreIDs  []string `json:"datastore_ids,omitempty"`
+	// DatastoreIDs keeps the datasources of these datastores (accepted upstream, not in the
+	// API reference).
+	DatastoreIDs []string `json:"datastore_ids,omitempty"`
 }
 
 // Attachment is a file sent with a message.
@@ -169,11 +178,16 @@ type Attachment struct {
 // Contact is a CRM contact. The server matches an existing contact by email, then phone
 // number, then user ID, and creates one otherwise.
 type Contact struct {
-	Email       string `json:"email,omitzero"`
+	// Email is matched first; it must be a plain address ("ana@example.com").
+	Email string `json:"email,omitzero"`
+	// PhoneNumber is matched second.
 	PhoneNumber string `json:"phoneNumber,omitzero"`
-	FirstName   string `json:"firstName,omitzero"`
-	LastName    string `json:"lastName,omitzero"`
-	UserID      string `json:"userId,omitzero"`
+	// FirstName of the contact.
+	FirstName string `json:"firstName,omitzero"`
+	// LastName of the contact.
+	LastName string `json:"lastName,omitzero"`
+	// UserID is your own ID for the user, matched last.
+	UserID string `json:"userId,omitzero"`
 }
 
 // AgentQueryRequest is the body of an agent-side message recorded in a conversation (POST
@@ -251,10 +265,14 @@ func (r *QueryResponse) UnmarshalJSON(b []byte) error {
 
 // Usage is the token count and cost of a call. Missing counts are zero.
 type Usage struct {
-	CompletionTokens int     `json:"completionTokens"`
-	PromptTokens     int     `json:"promptTokens"`
-	TotalTokens      int     `json:"totalTokens"`
-	Cost             float64 `json:"cost"`
+	// CompletionTokens is the number of tokens of the answer.
+	CompletionTokens int `json:"completionTokens"`
+	// PromptTokens is the number of tokens of the prompt, knowledge included.
+	PromptTokens int `json:"promptTokens"`
+	// TotalTokens is the sum of both.
+	TotalTokens int `json:"totalTokens"`
+	// Cost is the call's cost as the server reports it.
+	Cost float64 `json:"cost"`
 }
 
 // UnmarshalJSON decodes the usage; a count of an unexpected type (a string, say) is left zero
@@ -279,14 +297,22 @@ func lenient(err error) error {
 // Source is a knowledge-base chunk an answer used. The API documents Source and Chunk; the
 // other fields appear when the server sends them, and Raw keeps the whole item.
 type Source struct {
-	Source         string   `json:"source"`
-	Chunk          string   `json:"chunk"`
-	DatasourceID   string   `json:"datasource_id"`
-	DatasourceName string   `json:"datasource_name"`
-	DatasourceType string   `json:"datasource_type"`
-	SourceURL      string   `json:"source_url"`
-	Score          *float64 `json:"score"`
-	PageNumber     *int     `json:"page_number"`
+	// Source names the document, such as "FAQ.pdf".
+	Source string `json:"source"`
+	// Chunk is the text the answer drew on.
+	Chunk string `json:"chunk"`
+	// DatasourceID identifies the datasource the chunk comes from.
+	DatasourceID string `json:"datasource_id"`
+	// DatasourceName is the datasource's name.
+	DatasourceName string `json:"datasource_name"`
+	// DatasourceType is the kind of datasource ("file", "web_page", ...).
+	DatasourceType string `json:"datasource_type"`
+	// SourceURL is where the document lives, when it has a URL.
+	SourceURL string `json:"source_url"`
+	// Score is the chunk's relevance; nil when not sent (or not a number).
+	Score *float64 `json:"score"`
+	// PageNumber is the chunk's page in its document; nil when not sent.
+	PageNumber *int `json:"page_number"`
 	// Raw is the item exactly as received.
 	Raw json.RawMessage `json:"-"`
 }
@@ -350,10 +376,15 @@ func (a *Approval) UnmarshalJSON(b []byte) error {
 
 // AgentQueryResponse is the answer to AgentQuery: where the message was recorded.
 type AgentQueryResponse struct {
-	MessageID      string             `json:"messageId"`
-	ConversationID string             `json:"conversationId"`
-	VisitorID      string             `json:"visitorId"`
-	Status         ConversationStatus `json:"status"`
+	// MessageID identifies the recorded message.
+	MessageID string `json:"messageId"`
+	// ConversationID is the conversation the message was recorded in; check it against the
+	// one you meant.
+	ConversationID string `json:"conversationId"`
+	// VisitorID identifies the end user.
+	VisitorID string `json:"visitorId"`
+	// Status is the conversation's status.
+	Status ConversationStatus `json:"status"`
 	// Raw is the response object exactly as received.
 	Raw json.RawMessage `json:"-"`
 }

@@ -45,10 +45,6 @@ const (
 	MinWebhookSecretSize = 16
 )
 
-// StatusQueued is the Status of a query that the server queued instead of answering
-// (conversational mode): the answer arrives later at the query's webhook URL.
-const StatusQueued ConversationStatus = "queued"
-
 // QueuedResponse is the server's reply to QueryAsync. Normally the query was queued: Status
 // is StatusQueued and the answer will arrive by webhook. When the agent does not have
 // conversational mode on, the server answers at once instead; the answer is then in Answer,
