@@ -76,6 +76,9 @@ type config struct {
 	// sleep waits between attempts; nil means the package's sleep. Tests replace it to see
 	// the waits without spending them.
 	sleep func(context.Context, time.Duration) error
+	// drainTimeout bounds the read of the rest of a stream's body after its final event; zero
+	// means drainTimeout, capped by streamIdleTimeout. Tests raise it.
+	drainTimeout time.Duration
 }
 
 // secret holds a credential behind a pointer. fmt cannot call methods on values reached

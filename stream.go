@@ -173,6 +173,7 @@ type Stream struct {
 	feed      feeder
 	idle      *idleTimer
 	maxEvent  int
+	drainWait time.Duration // the bound of drain
 	pull      func() (struct{}, bool)
 	stopPull  func()
 	yield     func(struct{}) bool // the coroutine's yield, while parse runs
@@ -226,6 +227,13 @@ func newStream(parent, sctx context.Context, cancel context.CancelCauseFunc, op 
 	}
 	if cfg.streamIdleTimeout > 0 {
 		s.idle = newIdleTimer(cfg.streamIdleTimeout, func(err error) { cancel(err) })
+	}
+	s.drainWait = cfg.drainTimeout
+	if s.drainWait <= 0 {
+		s.drainWait = drainTimeout
+		if cfg.streamIdleTimeout > 0 {
+			s.drainWait = min(s.drainWait, cfg.streamIdleTimeout)
+		}
 	}
 	s.feed = feeder{r: body, max: cfg.maxEventSize, idle: s.idle, flush: s.flush}
 	// Closing the body ends a Read that is waiting for data even when the transport does not
@@ -404,10 +412,12 @@ func (s *Stream) handle(q *queued) bool {
 	switch EventType(q.typ) {
 	case "", EventMessage:
 		if data == "[DONE]" {
+			s.drain()
 			s.end(nil)
 			return false
 		}
 		if msg, ok := strings.CutPrefix(data, "[ERROR]"); ok {
+			s.drain()
 			s.end(s.inBandError(msg, q.data))
 			return false
 		}
@@ -465,6 +475,45 @@ func decodeResponse(data string) (*QueryResponse, error) {
 		return nil, err
 	}
 	return &res, nil
+}
+
+const (
+	// maxDrain caps what drain reads of a body after its final event.
+	maxDrain = 4 << 10
+	// drainTimeout bounds the wait of drain for the end of the body (capped by the stream's
+	// idle timeout). A server ends the body right after the final event; one that keeps it
+	// open costs this wait, and then its connection.
+	drainTimeout = 100 * time.Millisecond
+)
+
+// errDrainTimeout ends the request's context when the body does not end after the final event.
+var errDrainTimeout = errors.New("the body did not end after the final event")
+
+// drain reads what is left of the body after the final [DONE] or [ERROR] event, up to maxDrain
+// bytes and for at most drainWait, so that the connection returns to the pool: an HTTP/1.1
+// connection whose body is closed before its end is closed with it, and the next request pays
+// a new connection (TCP and TLS handshakes). It runs on the goroutine of Next, while the parsing
+// coroutine is suspended; Close and the context end it as they end a read of Next.
+func (s *Stream) drain() {
+	if s.feed.err != nil || s.interrupted() {
+		return // the body has ended or failed already, or the stream is being stopped
+	}
+	fired := make(chan struct{})
+	t := time.AfterFunc(s.drainWait, func() {
+		s.cancel(errDrainTimeout) // ends the read, and closes the body (see newStream)
+		close(fired)
+	})
+	buf := make([]byte, 512)
+	for n, reads := 0, 0; n <= maxDrain && reads < 64; reads++ {
+		m, err := s.body.Read(buf)
+		n += m
+		if err != nil {
+			break
+		}
+	}
+	if !t.Stop() {
+		<-fired // nothing of the stream outlives it
+	}
 }
 
 // inBandError is the *APIError of an "[ERROR]..." event.
