@@ -402,7 +402,9 @@ func readWebhookBody(r *http.Request, max int64) ([]byte, error) {
 
 // decode checks the body and fills the fields of a known event.
 func (e *WebhookEvent) decode() error {
-	body := bytes.TrimSpace(e.Body)
+	// JSON's white space only: bytes.TrimSpace would also drop a form feed or a no-break
+	// space, and accept a body that no JSON decoder reads.
+	body := bytes.Trim(e.Body, " \t\r\n")
 	if len(body) == 0 {
 		return webhookErr(ErrWebhookMalformed, nil, "body is empty")
 	}
