@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -35,8 +36,13 @@ var (
 	ErrStreamTruncated = errors.New("laburen: stream truncated")
 )
 
-// maxErrorBody caps how much of an error response is read and kept in APIError.Body.
-const maxErrorBody = 64 << 10
+// Caps on an error response: how much of it is read and kept in APIError.Body, and how much of
+// the code and message found in it is shown.
+const (
+	maxErrorBody    = 64 << 10
+	maxErrorCode    = 128
+	maxErrorMessage = 1024
+)
 
 // APIError is an error reported by the Laburen API: a non-2xx HTTP answer, or an [ERROR] event
 // inside a stream (then StatusCode is the stream's own status, normally 200).
@@ -135,7 +141,8 @@ func invalid(field, format string, args ...any) *ValidationError {
 // newAPIError builds the APIError for a non-2xx response whose body (already capped) is body.
 func newAPIError(status int, header http.Header, body []byte) *APIError {
 	e := &APIError{StatusCode: status, Body: string(body)}
-	e.Code, e.Message = errorText(header.Get("Content-Type"), body)
+	code, message := errorText(header.Get("Content-Type"), body)
+	e.Code, e.Message = oneLine(code, maxErrorCode), oneLine(message, maxErrorMessage)
 	if ra, ok := parseRetryAfter(header.Get("Retry-After"), time.Now()); ok {
 		e.RetryAfter = ra
 	}
@@ -253,10 +260,12 @@ func sseErrorText(body []byte) (string, bool) {
 
 // htmlText returns the <title> of an HTML error page, or its start when it has none.
 func htmlText(body []byte) string {
-	lower := bytes.ToLower(body)
+	// Lower ASCII only: bytes.ToLower turns invalid UTF-8 into U+FFFD and would change the
+	// length, and with it the positions found.
+	lower := asciiLower(body)
 	if i := bytes.Index(lower, []byte("<title>")); i >= 0 {
 		rest := body[i+len("<title>"):]
-		if j := bytes.Index(bytes.ToLower(rest), []byte("</title>")); j >= 0 {
+		if j := bytes.Index(lower[i+len("<title>"):], []byte("</title>")); j >= 0 {
 			if t := strings.Join(strings.Fields(string(rest[:j])), " "); t != "" {
 				return "HTML error page: " + t
 			}
@@ -267,6 +276,18 @@ func htmlText(body []byte) string {
 		text = strings.Join(strings.Fields(string(body)), " ")
 	}
 	return "HTML error page: " + shorten(text, 200)
+}
+
+// asciiLower returns a copy of b with the ASCII letters in lower case, byte for byte.
+func asciiLower(b []byte) []byte {
+	out := make([]byte, len(b))
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		out[i] = c
+	}
+	return out
 }
 
 // stripTags drops the markup of an HTML page, keeping its text.
@@ -285,6 +306,22 @@ func stripTags(s string) string {
 		}
 	}
 	return b.String()
+}
+
+// oneLine makes a text the server sent fit to be shown in an error message, which ends up in
+// logs: invalid UTF-8 becomes U+FFFD, control characters and runs of white space become single
+// spaces (a server cannot forge a log line or send terminal escapes), and it is cut to n bytes.
+func oneLine(s string, n int) string {
+	if len(s) > 4*n {
+		s = s[:4*n] + "..." // bound the work; a rune cut in two becomes U+FFFD below
+	}
+	clean := utf8.ValidString(s) && !strings.Contains(s, "  ") &&
+		strings.IndexFunc(s, func(r rune) bool { return unicode.IsControl(r) || unicode.IsSpace(r) && r != ' ' }) < 0
+	if !clean {
+		s = strings.ToValidUTF8(s, "\uFFFD")
+		s = strings.Join(strings.FieldsFunc(s, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }), " ")
+	}
+	return shorten(strings.TrimSpace(s), n)
 }
 
 // shorten cuts s to at most n bytes on a rune boundary, marking the cut with "...".

@@ -519,7 +519,7 @@ func (s *Stream) drain() {
 // inBandError is the *APIError of an "[ERROR]..." event.
 func (s *Stream) inBandError(msg, raw string) error {
 	e := &APIError{StatusCode: s.status, Body: raw, hint: "sent as an [ERROR] event in the stream"}
-	e.Code, e.Message = splitText(strings.TrimSpace(msg))
+	e.Code, e.Message = splitText(oneLine(msg, maxErrorMessage))
 	if e.Code == "" && e.Message == "" {
 		e.Message = "the server reported an error without a code or message"
 	}

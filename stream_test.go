@@ -1246,7 +1246,9 @@ func FuzzStreamMatchesWHATWG(f *testing.F) {
 }
 
 // FuzzStreamAnyBytes feeds arbitrary bytes to a Stream with a small event limit: it must end
-// (with [DONE] or an error), never panic, and an error must name the stream.
+// (with [DONE] or an error), never panic, and an error must name the stream and say what went
+// wrong: an [ERROR] event (its code and message bounded, on one line), a truncated body, an
+// event over the limit, or an endpoint_response that does not decode.
 func FuzzStreamAnyBytes(f *testing.F) {
 	for _, name := range []string{"stream_plain", "stream_encoded", "stream_error", "stream_truncated_mid_event", "stream_tool_call"} {
 		in, err := os.ReadFile(filepath.Join("testdata", name+".sse"))
@@ -1260,8 +1262,22 @@ func FuzzStreamAnyBytes(f *testing.F) {
 			for st.Next() {
 				_ = st.Current()
 			}
-			if err := st.Err(); err != nil {
+			err := st.Err()
+			if err == nil {
+				assert.True(t, bytes.Contains(in, []byte("DONE")), "no error without [DONE]")
+			} else {
 				assert.True(t, strings.HasPrefix(err.Error(), "laburen: stream test: "), err.Error())
+				var apiErr *APIError
+				switch {
+				case errors.As(err, &apiErr):
+					checkShownText(t, "code", apiErr.Code, maxErrorCode)
+					checkShownText(t, "message", apiErr.Message, maxErrorMessage)
+				case errors.Is(err, ErrStreamTruncated),
+					strings.Contains(err.Error(), "an event is larger than 256 bytes"),
+					strings.Contains(err.Error(), "decode endpoint_response event"):
+				default:
+					t.Errorf("unexpected error: %v", err)
+				}
 			}
 			_ = st.Answer()
 			assert.NoError(t, st.Close())
