@@ -233,6 +233,13 @@ func cleanBaseURL(base string) (string, error) {
 // WithHTTPClient sets the HTTP client that sends the requests. The default client has no overall
 // timeout (which would cut long streams) but bounds the wait for response headers, and keeps
 // enough idle connections for bursts of concurrent calls. Use contexts for deadlines.
+//
+// Redirects are followed as the HTTP client's CheckRedirect allows (by default, up to 10): a
+// 307 or 308 repeats the POST with its body and key, so a move within the API's host keeps
+// working; a 301, 302 or 303 turns it into a GET, which the API refuses; and Go's client never
+// sends the Authorization header to another host. An error answered after a redirect says where
+// the request went and what it lost on the way. To refuse redirects, give a client whose
+// CheckRedirect returns http.ErrUseLastResponse: a 3xx is then an *APIError.
 func WithHTTPClient(hc *http.Client) Option {
 	return func(c *config) error {
 		if hc == nil {
@@ -381,6 +388,7 @@ func (c *Client) send(ctx context.Context, cfg *config, req request) (*http.Resp
 			if (apiErr.StatusCode == http.StatusUnauthorized || apiErr.StatusCode == http.StatusForbidden) && !cfg.auth.set() {
 				apiErr.hint = "no API key was configured: use WithAPIKey or set LABUREN_API_KEY"
 			}
+			apiErr.hint = joinHints(apiErr.hint, redirectHint(cfg, target, res.Request))
 			err = apiErr
 		case ctx.Err() != nil:
 			return nil, err
@@ -401,6 +409,30 @@ func (c *Client) send(ctx context.Context, cfg *config, req request) (*http.Resp
 			return nil, err
 		}
 	}
+}
+
+// redirectHint explains an error response that came from where a redirect led: the HTTP client
+// follows redirects, turns the POST into a GET on a 301, 302 or 303, and does not send the
+// Authorization header to another host. final is the request that got the response.
+func redirectHint(cfg *config, target string, final *http.Request) string {
+	if final == nil || final.URL == nil || final.URL.String() == target {
+		return ""
+	}
+	hint := "the request was redirected to " + final.URL.Redacted()
+	if final.Method != http.MethodPost {
+		hint += ", which turned the POST into a " + final.Method
+	}
+	if cfg.auth.set() && final.Header.Get("Authorization") == "" {
+		hint += ", without the API key: Go's HTTP client does not send it to another host"
+	}
+	return hint + "; point WithBaseURL at the new location"
+}
+
+func joinHints(a, b string) string {
+	if a == "" || b == "" {
+		return a + b
+	}
+	return a + "; " + b
 }
 
 // neverSent reports whether a transport error proves that the request never reached the
