@@ -81,30 +81,30 @@ type config struct {
 	drainTimeout time.Duration
 }
 
-// secret holds a credential behind a pointer. fmt cannot call methods on values reached
-// through unexported fields, so printing a struct that holds a Client by value would show a
-// plain string field; a pointer is shown as an address only.
-type secret struct{ p *string }
+// secret holds a credential inside a closure. fmt cannot call methods on values reached through
+// unexported fields, and reflection-based printers (testify's diffs, spew) follow pointers; a
+// func is shown by all of them as an address only.
+type secret struct{ f func() string }
 
 func newSecret(s string) secret {
 	if s == "" {
 		return secret{}
 	}
-	return secret{p: &s}
+	return secret{f: func() string { return s }}
 }
 
-func (s secret) set() bool { return s.p != nil }
+func (s secret) set() bool { return s.f != nil }
 
 func (s secret) value() string {
-	if s.p == nil {
+	if s.f == nil {
 		return ""
 	}
-	return *s.p
+	return s.f()
 }
 
 // String hides the value.
 func (s secret) String() string {
-	if s.p == nil {
+	if s.f == nil {
 		return "none"
 	}
 	return "[redacted]"
@@ -291,12 +291,16 @@ func WithUserAgent(product string) Option {
 	}
 }
 
-// WithHeader adds a header to every request. It cannot replace the headers the SDK sets itself
-// (Authorization, Content-Type, Accept, User-Agent).
+// WithHeader adds a header to every request. The headers the SDK sets itself (Authorization,
+// Content-Type, Accept, User-Agent) are refused: use WithAPIKey and WithUserAgent.
 func WithHeader(key, value string) Option {
 	return func(c *config) error {
 		if key == "" || strings.ContainsAny(key, " :\r\n") || strings.ContainsAny(value, "\r\n") {
 			return fmt.Errorf("WithHeader: invalid header %q", key)
+		}
+		switch http.CanonicalHeaderKey(key) {
+		case "Authorization", "Content-Type", "Accept", "User-Agent":
+			return fmt.Errorf("WithHeader: %q is set by the SDK (use WithAPIKey or WithUserAgent)", key)
 		}
 		c.header = c.header.Clone()
 		if c.header == nil {

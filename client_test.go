@@ -49,6 +49,8 @@ func TestNewClientOptions(t *testing.T) {
 		{"empty header name", []Option{WithHeader("", "v")}, "WithHeader"},
 		{"header name with colon", []Option{WithHeader("X-A:", "v")}, "WithHeader"},
 		{"header value with line break", []Option{WithHeader("X-A", "v\nX-B: w")}, "WithHeader"},
+		{"authorization through WithHeader", []Option{WithHeader("authorization", "Bearer x")}, "WithHeader: \"authorization\" is set by the SDK"},
+		{"user agent through WithHeader", []Option{WithHeader("User-Agent", "x")}, "WithHeader: \"User-Agent\" is set by the SDK"},
 		{"zero max event size", []Option{WithMaxEventSize(0)}, "WithMaxEventSize"},
 		{"negative idle timeout", []Option{WithStreamIdleTimeout(-1)}, "WithStreamIdleTimeout"},
 		{"nil logger", []Option{WithLogger(nil)}, ""},
@@ -127,6 +129,13 @@ type roundTripFunc func(*http.Request) (*http.Response, error)
 
 func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
+// capturedFailure is an assert.TestingT that keeps the failure messages.
+type capturedFailure struct{ msgs []string }
+
+func (c *capturedFailure) Errorf(format string, args ...any) {
+	c.msgs = append(c.msgs, fmt.Sprintf(format, args...))
+}
+
 func TestClientNeverShowsTheKey(t *testing.T) {
 	c, err := NewClient(WithAPIKey(testKey), WithBaseURL("https://h.test/api"))
 	require.NoError(t, err)
@@ -144,6 +153,17 @@ func TestClientNeverShowsTheKey(t *testing.T) {
 		}
 	}
 	assert.Equal(t, "laburen.Client{baseURL: https://h.test/api, apiKey: [redacted]}", c.String())
+
+	// Reflection-based printers follow pointers into unexported fields: testify's diff of two
+	// clients that differ must not show the key either.
+	other, err := NewClient(WithAPIKey(testKey), WithBaseURL("https://other.test/api"))
+	require.NoError(t, err)
+	var diff capturedFailure
+	assert.Equal(&diff, holder{c: *c}, holder{c: *other})
+	require.NotEmpty(t, diff.msgs, "the clients differ, so the assertion fails")
+	assert.Contains(t, diff.msgs[0], "other.test", "the diff shows the clients' fields")
+	assert.NotContains(t, diff.msgs[0], testKey[3:])
+
 	noKey, err := NewClient(WithAPIKey(""))
 	require.NoError(t, err)
 	assert.Contains(t, noKey.String(), "apiKey: none")

