@@ -368,6 +368,14 @@ func TestRedirects(t *testing.T) {
 			assert.Equal(t, tt.want, got[1:], "the requests after the redirect")
 		})
 	}
+	t.Run("without a key, both hints", func(t *testing.T) {
+		c, err := NewClient(WithBaseURL(api.URL+"/away"), WithAPIKey(""), WithHTTPClient(&http.Client{Transport: tr}), WithMaxRetries(0))
+		require.NoError(t, err)
+		_, err = c.Query(ctx, "a1", QueryRequest{Query: "Hi"})
+		require.Error(t, err)
+		assert.Contains(t, err.Error(), "HTTP 401 Unauthorized: UNAUTHORIZED (no API key was configured: use WithAPIKey or set LABUREN_API_KEY; "+
+			"the request was redirected to http://other.example:"+otherURL.Port()+"/api/agents/a1/query; point WithBaseURL at the new location)")
+	})
 	t.Run("a client that refuses redirects", func(t *testing.T) {
 		hc := &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 		c, err := NewClient(WithBaseURL(api.URL+"/away"), WithAPIKey(testKey), WithHTTPClient(hc), WithMaxRetries(0))
