@@ -275,13 +275,6 @@ type Usage struct {
 	Cost float64 `json:"cost"`
 }
 
-// UnmarshalJSON decodes the usage; a count of an unexpected type (a string, say) is left zero
-// rather than failing the whole response, whose Raw keeps it as sent.
-func (u *Usage) UnmarshalJSON(b []byte) error {
-	type plain Usage
-	return lenient(json.Unmarshal(b, (*plain)(u)))
-}
-
 // lenient drops a type mismatch in a response (a usage count, a source's score, request_human
 // sent as a string): json.Unmarshal has decoded every other field, and the raw JSON keeps the
 // odd value. An answer that arrived, and may have been billed, is not lost over the type of a
@@ -320,17 +313,21 @@ type Source struct {
 // UnmarshalJSON decodes the source and keeps the raw item in Raw.
 func (s *Source) UnmarshalJSON(b []byte) error {
 	type plain Source
-	var v struct {
-		plain
-		Score      json.RawMessage `json:"score"`
-		PageNumber json.RawMessage `json:"page_number"`
-	}
-	if err := lenient(json.Unmarshal(b, &v)); err != nil {
+	err := json.Unmarshal(b, (*plain)(s))
+	if lenient(err) != nil {
 		return err
 	}
-	*s = Source(v.plain)
-	s.Score = optional[float64](v.Score)
-	s.PageNumber = optional[int](v.PageNumber)
+	if err != nil {
+		// A field of another type: json left a zero where a pointer was already allocated, so
+		// decode the optional numbers again, as nil unless they are numbers.
+		var v struct {
+			Score      json.RawMessage `json:"score"`
+			PageNumber json.RawMessage `json:"page_number"`
+		}
+		_ = json.Unmarshal(b, &v) // b is valid JSON: json.Unmarshal checked it before decoding
+		s.Score = optional[float64](v.Score)
+		s.PageNumber = optional[int](v.PageNumber)
+	}
 	s.Raw = slices.Clone(b)
 	return nil
 }
