@@ -70,7 +70,7 @@ func goroutineStacks() map[int]string {
 // test function, the test runner, the -timeout alarm, the signal handler.
 func ownedByTesting(stack string) bool {
 	for _, s := range []string{"testing.tRunner", "testing.(*T).Run", "testing.(*M).", "testing.runTests",
-		"runtime.ensureSigM", "os/signal.signal_recv", "runtime.goexit0"} {
+		"runtime.ensureSigM", "os/signal.signal_recv"} {
 		if strings.Contains(stack, s) {
 			return true
 		}
