@@ -71,12 +71,15 @@ func (c *Conversation) clone() Conversation {
 // Contact is a CRM contact as the server stores it.
 type Contact struct {
 	// ID is the contact's ID: the contactId a message gave, or one the server generated.
-	ID          string
+	ID string
+	// Email, PhoneNumber and UserID are the keys a request's contact is matched by, in that
+	// order; a later request fills in the fields still empty, never overwrites one.
 	Email       string
 	PhoneNumber string
-	FirstName   string
-	LastName    string
 	UserID      string
+	// FirstName and LastName are as the requests gave them.
+	FirstName string
+	LastName  string
 }
 
 // Conversation returns the conversation with that ID.
