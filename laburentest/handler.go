@@ -2,14 +2,17 @@ package laburentest
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"net/url"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/laburen/laburen-go"
@@ -48,6 +51,12 @@ func (w *recorder) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // serveHTTP records the request, plays a queued fault, then routes it.
 func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	// The request's context also ends when the server closes, so that a responder waiting on
+	// it cannot hold Close up.
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	defer context.AfterFunc(s.bgCtx, cancel)()
+	r = r.WithContext(ctx)
 	body, readErr := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
 	agentID, endpoint, routed := route(r.URL)
 	rec := &Request{
@@ -303,34 +312,68 @@ func decodeRequest(body []byte, v any) (streaming bool, err error) {
 			return false, errors.New("streaming must be a boolean")
 		}
 	}
-	if err := json.Unmarshal(body, v); err != nil {
-		var typeErr *json.UnmarshalTypeError
-		if errors.As(err, &typeErr) && typeErr.Field != "" {
-			return false, fmt.Errorf("%s must be a %s", typeErr.Field, jsonKind(typeErr.Type))
-		}
-		return false, fmt.Errorf("invalid request body: %v", err)
-	}
+	// A JavaScript server matches keys exactly, where encoding/json ignores case: decode only
+	// the keys that name a field exactly, and keep the others (such as "Query") as extra.
 	known := map[string]bool{"streaming": true}
 	t := reflect.TypeOf(v).Elem()
 	for _, f := range reflect.VisibleFields(t) {
 		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
 		known[name] = true
 	}
+	modeled := map[string]json.RawMessage{}
 	extra := map[string]any{}
 	for k, raw := range fields {
-		if known[k] {
-			continue
-		}
 		var x any
 		d := json.NewDecoder(bytes.NewReader(raw))
 		d.UseNumber()
 		_ = d.Decode(&x)
-		extra[k] = x
+		if !known[k] {
+			extra[k] = x
+			continue
+		}
+		// JSON has one number type: 100.0 or 1e3 is a whole number for an integer field.
+		if b, err := json.Marshal(wholeNumbers(x)); err == nil {
+			raw = b
+		}
+		modeled[k] = raw
+	}
+	exact, err := json.Marshal(modeled)
+	if err != nil {
+		return false, fmt.Errorf("invalid request body: %v", err)
+	}
+	if err := json.Unmarshal(exact, v); err != nil {
+		var typeErr *json.UnmarshalTypeError
+		if errors.As(err, &typeErr) && typeErr.Field != "" {
+			return false, fmt.Errorf("%s must be a %s", typeErr.Field, jsonKind(typeErr.Type))
+		}
+		return false, fmt.Errorf("invalid request body: %v", err)
 	}
 	if len(extra) > 0 {
 		reflect.ValueOf(v).Elem().FieldByName("Extra").Set(reflect.ValueOf(extra))
 	}
 	return streaming, nil
+}
+
+// wholeNumbers rewrites, inside a value decoded with UseNumber, every number that is whole but
+// written as a fraction or with an exponent (100.0, 1e3) as an integer.
+func wholeNumbers(x any) any {
+	switch x := x.(type) {
+	case json.Number:
+		if _, err := x.Int64(); err != nil {
+			if f, err := x.Float64(); err == nil && f == math.Trunc(f) && math.Abs(f) < 1<<53 {
+				return json.Number(strconv.FormatInt(int64(f), 10))
+			}
+		}
+	case []any:
+		for i := range x {
+			x[i] = wholeNumbers(x[i])
+		}
+	case map[string]any:
+		for k := range x {
+			x[k] = wholeNumbers(x[k])
+		}
+	}
+	return x
 }
 
 func jsonKind(t reflect.Type) string {

@@ -124,8 +124,9 @@ func NewServer(opts ...Option) *Server {
 func (s *Server) Close() {
 	s.closing.Do(func() {
 		s.mu.Lock()
-		s.bgCancel() // under s.mu: goDeliver starts no delivery after this
+		s.bgCancel() // under s.mu: goDeliver starts no delivery after this; ends requests' contexts
 		s.mu.Unlock()
+		s.ts.CloseClientConnections() // a handler blocked writing to a client that stopped reading
 		s.ts.Close()
 		s.bg.Wait()
 	})
@@ -167,8 +168,8 @@ type AgentOption func(*agentConfig)
 
 // Conversational turns conversational mode on for the agent: a query with a webhookUrl is
 // then queued and answered by webhook, and a query on the api channel without one is refused
-// with a 400. An agent without conversational mode answers every query at once, ignoring its
-// webhookUrl.
+// with a 400. An agent without conversational mode answers every query at once and posts no
+// webhook; a webhookUrl it is given must still be an absolute http or https URL.
 func Conversational() AgentOption {
 	return func(a *agentConfig) { a.conversational = true }
 }

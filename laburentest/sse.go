@@ -119,7 +119,8 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, events []event, 
 	if f != nil {
 		switch f.kind {
 		case faultStreamError:
-			send("data: [ERROR]" + f.body + "\n\n")
+			// One line, as the API writes it: a line break would end the frame early.
+			send("data: [ERROR]" + strings.NewReplacer("\r", " ", "\n", " ").Replace(f.body) + "\n\n")
 		case faultCut:
 			panic(http.ErrAbortHandler) // closes the connection without ending the response
 		case faultStall:

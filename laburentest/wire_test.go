@@ -294,6 +294,8 @@ func TestStreamFaultsWire(t *testing.T) {
 			[]string{"event: answer\ndata: One", "data: [ERROR]USAGE_LIMIT"}, false},
 		{"error first", func(s *laburentest.Server) { s.StreamErrorNext(1, 0, "USAGE_LIMIT") },
 			[]string{"data: [ERROR]USAGE_LIMIT"}, false},
+		{"an error text with line breaks stays on one line", func(s *laburentest.Server) { s.StreamErrorNext(1, 0, "bad\r\nthing") },
+			[]string{"data: [ERROR]bad  thing"}, false},
 		{"cut after two events", func(s *laburentest.Server) { s.CutStreamNext(1, 2) },
 			[]string{"event: answer\ndata: One", "event: answer\ndata: %20two"}, true},
 		{"cut before [DONE]", func(s *laburentest.Server) { s.CutStreamNext(1, 100) },
@@ -405,4 +407,48 @@ func TestAgentQueryStreamWire(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, []string{"messageId", "answer", "conversationId", "visitorId", "status"}, jsonKeys(t, []byte(payload)))
 	assert.Equal(t, "event: \ndata: [DONE]", fr[4])
+}
+
+func TestRequestKeysMatchExactly(t *testing.T) {
+	tests := []struct {
+		name, body string
+		status     int
+		check      func(t *testing.T, body string)
+	}{
+		{"a key in another case is not the field", `{"Query":"hi"}`, http.StatusBadRequest, nil},
+		{"nor does it set a field", `{"query":"hi","CONVERSATIONID":"abc"}`, http.StatusOK, func(t *testing.T, body string) {
+			assert.NotContains(t, body, `"conversationId":"abc"`)
+		}},
+		{"an unknown key in another case is extra, not a bad channel", `{"query":"hi","Channel":"Web"}`, http.StatusOK, nil},
+		{"whole numbers written as fractions", `{"query":"hi","maxTokens":100.0,"attachments":[{"url":"https://x.example/a.png","size":1.5e3}]}`, http.StatusOK, nil},
+		{"a true fraction for an integer field", `{"query":"hi","maxTokens":100.5}`, http.StatusBadRequest, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := laburentest.NewServer()
+			defer srv.Close()
+			res, body := post(t, srv, queryPath, laburentest.DefaultAPIKey, tt.body)
+			assert.Equal(t, tt.status, res.StatusCode, body)
+			if tt.check != nil {
+				tt.check(t, body)
+			}
+		})
+	}
+}
+
+func TestCloseEndsAWaitingResponder(t *testing.T) {
+	started := make(chan struct{})
+	srv := laburentest.NewServer(laburentest.WithResponder(func(ctx context.Context, _ string, _ laburen.QueryRequest) (laburentest.Reply, error) {
+		close(started)
+		<-ctx.Done() // a responder that waits for the client or the server to go away
+		return laburentest.Reply{}, ctx.Err()
+	}))
+	errc := make(chan error, 1)
+	go func() {
+		_, err := srv.Client(laburen.WithMaxRetries(0)).Query(context.Background(), laburentest.DefaultAgentID, laburen.QueryRequest{Query: "hi"})
+		errc <- err
+	}()
+	<-started
+	srv.Close() // returns: the request's context ends with the server
+	assert.Error(t, <-errc)
 }
