@@ -389,6 +389,7 @@ func (c *Client) send(ctx context.Context, cfg *config, req request) (*http.Resp
 			return res, nil
 		case err == nil:
 			apiErr = readAPIError(res)
+			apiErr.Method, apiErr.Path, apiErr.Attempts = http.MethodPost, urlPath(target), attempt
 			if (apiErr.StatusCode == http.StatusUnauthorized || apiErr.StatusCode == http.StatusForbidden) && !cfg.auth.set() {
 				apiErr.hint = "no API key was configured: use WithAPIKey or set LABUREN_API_KEY"
 			}
@@ -413,6 +414,15 @@ func (c *Client) send(ctx context.Context, cfg *config, req request) (*http.Resp
 			return nil, err
 		}
 	}
+}
+
+// urlPath is the escaped path of the URL target, as an error shows it.
+func urlPath(target string) string {
+	u, err := url.Parse(target)
+	if err != nil {
+		return ""
+	}
+	return u.EscapedPath()
 }
 
 // redirectHint explains an error response that came from where a redirect led: the HTTP client

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"iter"
+	"net/http"
 	"strconv"
 	"strings"
 	"sync"
@@ -105,7 +106,9 @@ func (c *Client) openStream(ctx context.Context, op string, cfg *config, r reque
 	mediaType = strings.ToLower(strings.TrimSpace(mediaType))
 	switch {
 	case ct == "" || mediaType == "text/event-stream":
-		return newStream(ctx, sctx, cancel, op, res.StatusCode, res.Body, cfg), nil
+		s := newStream(ctx, sctx, cancel, op, res.StatusCode, res.Body, cfg)
+		s.path, s.header = urlPath(cfg.baseURL+r.path), res.Header
+		return s, nil
 	case mediaType == "application/json" || strings.HasSuffix(mediaType, "+json"):
 		defer cancel(nil)
 		defer res.Body.Close()
@@ -138,6 +141,8 @@ func (c *Client) openStream(ctx context.Context, op string, cfg *config, r reque
 // waiting for data at once. The stream also releases its connection by itself when it ends.
 type Stream struct {
 	op     string
+	path   string // the request's URL path and the response's headers, for an [ERROR] event
+	header http.Header
 	status int
 
 	// mu guards the parsing coroutine and the resources: Next holds it while the coroutine
@@ -518,7 +523,8 @@ func (s *Stream) drain() {
 
 // inBandError is the *APIError of an "[ERROR]..." event.
 func (s *Stream) inBandError(msg, raw string) error {
-	e := &APIError{StatusCode: s.status, Body: raw, hint: "sent as an [ERROR] event in the stream"}
+	e := &APIError{StatusCode: s.status, Body: raw, Method: http.MethodPost, Path: s.path,
+		RequestID: requestID(s.header), Header: s.header, inStream: true, hint: "sent as an [ERROR] event in the stream"}
 	e.Code, e.Message = splitText(oneLine(msg, maxErrorMessage))
 	if e.Code == "" && e.Message == "" {
 		e.Message = "the server reported an error without a code or message"

@@ -49,7 +49,7 @@ func TestChat(t *testing.T) {
 			input:  "One\nTwo\n",
 			fault:  func(s *laburentest.Server) { s.UsageLimitNext(1) },
 			stdout: "Hello from laburentest! You said: Two\n",
-			stderr: "> error: laburen: stream query agent \"" + laburentest.DefaultAgentID + "\": HTTP 402 Payment Required: USAGE_LIMIT\n> > \n",
+			stderr: "> error: laburen: stream query agent \"" + laburentest.DefaultAgentID + "\": POST /api/agents/" + laburentest.DefaultAgentID + "/query: HTTP 402 Payment Required: USAGE_LIMIT\n> > \n",
 			convs:  [][]string{{"Two", "Hello from laburentest! You said: Two"}},
 		},
 	}
