@@ -15,6 +15,7 @@ import (
 	"math"
 	"net/http"
 	"net/url"
+	"reflect"
 	"runtime/debug"
 	"slices"
 	"strconv"
@@ -453,8 +454,9 @@ func hasAgentResponseShape(body []byte) bool {
 }
 
 // SignWebhookURL returns base with the caller's params and a signature added to its query: the
-// URL to pass as QueryRequest.WebhookURL. params is nil, a url.Values, or a struct (or pointer
-// to one) whose fields have `url` tags, encoded by github.com/google/go-querystring:
+// URL to pass as QueryRequest.WebhookURL. params is nil, a url.Values, a map[string]string, or a
+// struct (or pointer to one) whose fields have `url` tags, encoded by
+// github.com/google/go-querystring:
 //
 //	type hookParams struct {
 //		Tenant string `url:"tenant"`
@@ -531,6 +533,21 @@ func encodeWebhookParams(params any) (url.Values, error) {
 		return nil, nil
 	case url.Values:
 		return p, nil
+	case map[string][]string:
+		return p, nil
+	case map[string]string:
+		values := url.Values{}
+		for k, v := range p {
+			values.Set(k, v)
+		}
+		return values, nil
+	}
+	t := reflect.TypeOf(params)
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t.Kind() != reflect.Struct {
+		return nil, invalid("params", "is a %T: give nil, a url.Values, a map[string]string or a struct (or pointer to one) with `url` tags", params)
 	}
 	values, err := query.Values(params)
 	if err != nil {

@@ -471,6 +471,9 @@ func TestSignWebhookURLRoundTrip(t *testing.T) {
 		{"base query kept", "https://h.example.com/hook?src=laburen&v=2", whParams{Tenant: "acme"},
 			url.Values{"src": {"laburen"}, "v": {"2"}, "tenant": {"acme"}}},
 		{"url.Values", "https://h.example.com/hook", url.Values{"k": {"1", "2"}}, url.Values{"k": {"1", "2"}}},
+		{"map[string]string", "https://h.example.com/hook", map[string]string{"tenant": "acme", "order": "7"},
+			url.Values{"tenant": {"acme"}, "order": {"7"}}},
+		{"map[string][]string", "https://h.example.com/hook", map[string][]string{"k": {"1", "2"}}, url.Values{"k": {"1", "2"}}},
 		{"nil params", "https://h.example.com/hook", nil, url.Values{}},
 		{"no path", "https://h.example.com", whParams{Tenant: "t"}, url.Values{"tenant": {"t"}}},
 		{"escaped path", "https://h.example.com/hooks/a%2Fb/%C3%A9~x", nil, url.Values{}},
@@ -549,7 +552,7 @@ func TestSignWebhookURLRefusals(t *testing.T) {
 			S string `url:"laburen_sig"`
 		}{"x"}, whSecret, "params"},
 		{"param also in base", "https://h.example.com/hook?tenant=a", whParams{Tenant: "b"}, whSecret, "params"},
-		{"params not a struct", "https://h.example.com/hook", map[string]string{"a": "b"}, whSecret, "params"},
+		{"params not a struct", "https://h.example.com/hook", map[string]int{"a": 1}, whSecret, "params"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -565,6 +568,17 @@ func TestSignWebhookURLRefusals(t *testing.T) {
 	_, err := SignWebhookURL("https://user:hunter2@h.example.com/hook#frag", nil, whSecret)
 	require.Error(t, err)
 	assert.NotContains(t, err.Error(), "hunter2", "a password in the base URL is not repeated")
+}
+
+// TestSignWebhookURLParamsKinds: params of a kind SignWebhookURL does not take are refused in
+// the SDK's words, naming the type given and the kinds it takes.
+func TestSignWebhookURLParamsKinds(t *testing.T) {
+	for _, params := range []any{map[string]int{"a": 1}, "tenant=acme", new(int), []string{"a"}} {
+		_, err := SignWebhookURL("https://h.example.com/hook", params, whSecret)
+		require.Error(t, err)
+		assert.Equal(t, fmt.Sprintf("laburen: sign webhook URL: invalid params: is a %T: give nil, a url.Values, "+
+			"a map[string]string or a struct (or pointer to one) with `url` tags", params), err.Error())
+	}
 }
 
 func TestWebhookSignatureTampering(t *testing.T) {
