@@ -14,6 +14,8 @@ import (
 	"github.com/laburen/laburen-go/laburentest"
 )
 
+func TestMain(m *testing.M) { exampleenv.TestMain(m, main) }
+
 func TestRunWithoutEnvironment(t *testing.T) {
 	var stdout, stderr bytes.Buffer
 	require.NoError(t, run(context.Background(), nil, exampleenv.Vars{}.Getenv, &stdout, &stderr))
@@ -65,6 +67,29 @@ func TestChatwoot(t *testing.T) {
 			assert.Equal(t, tt.text, conv.Messages[0].Text)
 			assert.Equal(t, operatorReply, conv.Messages[2].Text)
 			assert.Equal(t, map[string]any{"source": "chatwoot"}, conv.Messages[2].Metadata)
+		})
+	}
+}
+
+// TestBadConfiguration: main prints a clear error naming what is wrong and exits 1, without a
+// panic.
+func TestBadConfiguration(t *testing.T) {
+	tests := []struct {
+		name string
+		vars exampleenv.Vars
+		args []string
+		err  string
+	}{
+		{"bad base URL", exampleenv.Vars{"LABUREN_API_KEY": "k", "LABUREN_AGENT_ID": "a", "LABUREN_BASE_URL": "dashboard.laburen.com"}, nil,
+			"chatwoot: check LABUREN_API_KEY and LABUREN_BASE_URL: laburen: new client: WithBaseURL: "},
+		{"bad account", nil, []string{"1_2", "345"}, "chatwoot: laburen: Chatwoot conversation ID: invalid accountID: "},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			stderr, code := exampleenv.RunMain(t, tt.vars, tt.args...)
+			assert.Equal(t, 1, code, stderr)
+			assert.Contains(t, stderr, tt.err)
+			assert.NotContains(t, stderr, "panic")
 		})
 	}
 }

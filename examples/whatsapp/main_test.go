@@ -17,6 +17,8 @@ import (
 
 const extID = laburentest.DefaultOrganizationID + "_" + laburentest.DefaultAgentID + "_5491155550000"
 
+func TestMain(m *testing.M) { exampleenv.TestMain(m, main) }
+
 func TestRunWithoutEnvironment(t *testing.T) {
 	var stdout, stderr bytes.Buffer
 	require.NoError(t, run(context.Background(), nil, exampleenv.Vars{}.Getenv, &stdout, &stderr))
@@ -82,6 +84,30 @@ func TestWhatsAppRefuses(t *testing.T) {
 				assert.ErrorContains(t, err, tt.msg)
 			}
 			assert.Empty(t, srv.Requests(), "nothing was sent")
+		})
+	}
+}
+
+// TestBadConfiguration: main prints a clear error naming what is wrong and exits 1, without a
+// panic.
+func TestBadConfiguration(t *testing.T) {
+	tests := []struct {
+		name string
+		vars exampleenv.Vars
+		args []string
+		err  string
+	}{
+		{"bad base URL", exampleenv.Vars{"LABUREN_API_KEY": "k", "LABUREN_AGENT_ID": "a", "LABUREN_BASE_URL": "dashboard.laburen.com"}, nil,
+			"whatsapp: check LABUREN_API_KEY and LABUREN_BASE_URL: laburen: new client: WithBaseURL: "},
+		{"no organization with the real API", exampleenv.Vars{"LABUREN_API_KEY": "k", "LABUREN_AGENT_ID": "a"}, nil,
+			"whatsapp: LABUREN_ORGANIZATION_ID is not set: the channelExternalId needs your organization's ID\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			stderr, code := exampleenv.RunMain(t, tt.vars, tt.args...)
+			assert.Equal(t, 1, code, stderr)
+			assert.Contains(t, stderr, tt.err)
+			assert.NotContains(t, stderr, "panic")
 		})
 	}
 }
