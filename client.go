@@ -179,7 +179,7 @@ func WithAPIKey(key string) Option {
 	}
 }
 
-// WithBaseURL sets the API's base URL, such as "https://api.laburen.com/api". It must be an
+// WithBaseURL sets the API's base URL, such as "https://dashboard.laburen.com/api". It must be an
 // absolute http or https URL; it takes precedence over LABUREN_BASE_URL.
 func WithBaseURL(base string) Option {
 	return func(c *config) error {
