@@ -10,10 +10,11 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/laburen/laburen-go/internal/exampleenv"
+	"github.com/laburen/laburen-go/internal/exampletest"
 	"github.com/laburen/laburen-go/laburentest"
 )
 
-func TestMain(m *testing.M) { exampleenv.TestMain(m, main) }
+func TestMain(m *testing.M) { exampletest.TestMain(m, main) }
 
 func TestRunWithoutEnvironment(t *testing.T) {
 	var stdout, stderr bytes.Buffer
@@ -109,21 +110,5 @@ func (c *cancelOnWrite) Write(p []byte) (int, error) {
 // TestBadConfiguration: main prints a clear error naming what is wrong and exits 1, without a
 // panic.
 func TestBadConfiguration(t *testing.T) {
-	tests := []struct {
-		name string
-		vars exampleenv.Vars
-		args []string
-		err  string
-	}{
-		{"bad base URL", exampleenv.Vars{"LABUREN_API_KEY": "k", "LABUREN_AGENT_ID": "a", "LABUREN_BASE_URL": "dashboard.laburen.com"}, nil,
-			"chat: check LABUREN_API_KEY and LABUREN_BASE_URL: laburen: new client: WithBaseURL: "},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			stderr, code := exampleenv.RunMain(t, tt.vars, tt.args...)
-			assert.Equal(t, 1, code, stderr)
-			assert.Contains(t, stderr, tt.err)
-			assert.NotContains(t, stderr, "panic")
-		})
-	}
+	exampletest.CheckBadConfigs(t, "chat")
 }

@@ -13,10 +13,11 @@ import (
 
 	"github.com/laburen/laburen-go"
 	"github.com/laburen/laburen-go/internal/exampleenv"
+	"github.com/laburen/laburen-go/internal/exampletest"
 	"github.com/laburen/laburen-go/laburentest"
 )
 
-func TestMain(m *testing.M) { exampleenv.TestMain(m, main) }
+func TestMain(m *testing.M) { exampletest.TestMain(m, main) }
 
 func TestRunWithoutEnvironment(t *testing.T) {
 	var stdout, stderr bytes.Buffer
@@ -106,27 +107,15 @@ func TestFailedDelivery(t *testing.T) {
 	}
 }
 
-// TestBadConfiguration: main prints a clear error naming the variable and exits 1, without a
+// TestBadConfiguration: main prints a clear error naming what is wrong and exits 1, without a
 // panic.
 func TestBadConfiguration(t *testing.T) {
-	tests := []struct {
-		name string
-		vars exampleenv.Vars
-		err  string
-	}{
-		{"short secret", exampleenv.Vars{"LABUREN_WEBHOOK_SECRET": "short"},
-			"webhook: LABUREN_WEBHOOK_SECRET has 5 bytes: it needs at least 16 (32 random bytes are best)\n"},
-		{"bad address", exampleenv.Vars{"LABUREN_WEBHOOK_ADDR": "nowhere"}, "webhook: LABUREN_WEBHOOK_ADDR: listen tcp: address nowhere: missing port in address\n"},
-		{"bad URL", exampleenv.Vars{"LABUREN_WEBHOOK_URL": "ftp://h.example.com/hook"}, "webhook: LABUREN_WEBHOOK_URL: laburen: sign webhook URL: invalid base: "},
-		{"bad base URL", exampleenv.Vars{"LABUREN_API_KEY": "k", "LABUREN_AGENT_ID": "a", "LABUREN_BASE_URL": "dashboard.laburen.com"},
-			"webhook: check LABUREN_API_KEY and LABUREN_BASE_URL: laburen: new client: WithBaseURL: "},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			stderr, code := exampleenv.RunMain(t, tt.vars)
-			assert.Equal(t, 1, code, stderr)
-			assert.Contains(t, stderr, tt.err)
-			assert.NotContains(t, stderr, "panic")
-		})
-	}
+	exampletest.CheckBadConfigs(t, "webhook",
+		exampletest.BadConfig{Name: "short secret", Vars: exampleenv.Vars{"LABUREN_WEBHOOK_SECRET": "short"},
+			Err: "LABUREN_WEBHOOK_SECRET has 5 bytes: it needs at least 16 (32 random bytes are best)\n"},
+		exampletest.BadConfig{Name: "bad address", Vars: exampleenv.Vars{"LABUREN_WEBHOOK_ADDR": "nowhere"},
+			Err: "LABUREN_WEBHOOK_ADDR: listen tcp: address nowhere: missing port in address\n"},
+		exampletest.BadConfig{Name: "bad URL", Vars: exampleenv.Vars{"LABUREN_WEBHOOK_URL": "ftp://h.example.com/hook"},
+			Err: "LABUREN_WEBHOOK_URL: laburen: sign webhook URL: invalid base: "},
+	)
 }

@@ -12,12 +12,13 @@ import (
 
 	"github.com/laburen/laburen-go"
 	"github.com/laburen/laburen-go/internal/exampleenv"
+	"github.com/laburen/laburen-go/internal/exampletest"
 	"github.com/laburen/laburen-go/laburentest"
 )
 
 const extID = laburentest.DefaultOrganizationID + "_" + laburentest.DefaultAgentID + "_5491155550000"
 
-func TestMain(m *testing.M) { exampleenv.TestMain(m, main) }
+func TestMain(m *testing.M) { exampletest.TestMain(m, main) }
 
 func TestRunWithoutEnvironment(t *testing.T) {
 	var stdout, stderr bytes.Buffer
@@ -91,23 +92,8 @@ func TestWhatsAppRefuses(t *testing.T) {
 // TestBadConfiguration: main prints a clear error naming what is wrong and exits 1, without a
 // panic.
 func TestBadConfiguration(t *testing.T) {
-	tests := []struct {
-		name string
-		vars exampleenv.Vars
-		args []string
-		err  string
-	}{
-		{"bad base URL", exampleenv.Vars{"LABUREN_API_KEY": "k", "LABUREN_AGENT_ID": "a", "LABUREN_BASE_URL": "dashboard.laburen.com"}, nil,
-			"whatsapp: check LABUREN_API_KEY and LABUREN_BASE_URL: laburen: new client: WithBaseURL: "},
-		{"no organization with the real API", exampleenv.Vars{"LABUREN_API_KEY": "k", "LABUREN_AGENT_ID": "a"}, nil,
-			"whatsapp: LABUREN_ORGANIZATION_ID is not set: the channelExternalId needs your organization's ID\n"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			stderr, code := exampleenv.RunMain(t, tt.vars, tt.args...)
-			assert.Equal(t, 1, code, stderr)
-			assert.Contains(t, stderr, tt.err)
-			assert.NotContains(t, stderr, "panic")
-		})
-	}
+	exampletest.CheckBadConfigs(t, "whatsapp",
+		exampletest.BadConfig{Name: "no organization with the real API", Vars: exampleenv.Vars{"LABUREN_API_KEY": "k", "LABUREN_AGENT_ID": "a"},
+			Err: "LABUREN_ORGANIZATION_ID is not set: the channelExternalId needs your organization's ID\n"},
+	)
 }

@@ -8,14 +8,8 @@
 package exampleenv
 
 import (
-	"bytes"
-	"errors"
 	"fmt"
 	"io"
-	"os"
-	"os/exec"
-	"strings"
-	"testing"
 
 	"github.com/laburen/laburen-go"
 	"github.com/laburen/laburen-go/laburentest"
@@ -86,43 +80,4 @@ func VarsFor(srv *laburentest.Server) Vars {
 		"LABUREN_AGENT_ID": laburentest.DefaultAgentID,
 		"LABUREN_BASE_URL": srv.URL,
 	}
-}
-
-// mainVar, set to "1" in a test binary's environment, makes TestMain run the example's main.
-const mainVar = "LABUREN_EXAMPLE_RUN_MAIN"
-
-// TestMain is an example's TestMain: it runs the tests, or, in a process started by RunMain,
-// the example's main.
-func TestMain(m *testing.M, main func()) {
-	if os.Getenv(mainVar) == "1" {
-		main()
-		os.Exit(0)
-	}
-	os.Exit(m.Run())
-}
-
-// RunMain runs the example's main, as a user would from the command line, in a new process of
-// the test binary with the arguments args and the environment vars (no LABUREN_ variable of
-// the test's own environment), and returns what it wrote to stderr and its exit code.
-func RunMain(t *testing.T, vars Vars, args ...string) (stderr string, code int) {
-	t.Helper()
-	cmd := exec.CommandContext(t.Context(), os.Args[0], args...)
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "LABUREN_") {
-			cmd.Env = append(cmd.Env, kv)
-		}
-	}
-	cmd.Env = append(cmd.Env, mainVar+"=1")
-	for k, v := range vars {
-		cmd.Env = append(cmd.Env, k+"="+v)
-	}
-	var errBuf bytes.Buffer
-	cmd.Stdin = strings.NewReader("")
-	cmd.Stderr = &errBuf
-	err := cmd.Run()
-	var exitErr *exec.ExitError
-	if err != nil && !errors.As(err, &exitErr) {
-		t.Fatalf("run the example's main: %v", err)
-	}
-	return errBuf.String(), cmd.ProcessState.ExitCode()
 }
