@@ -70,8 +70,8 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	s.mu.Lock()
 	s.requests = append(s.requests, rec)
-	sseErrors := s.sseErrors && asksToStream(body)
 	s.mu.Unlock()
+	sseErrors := s.sseErrors && asksToStream(body) // s.sseErrors is set before the server starts
 	w = &recorder{ResponseWriter: w, s: s, rec: rec, sseErrors: sseErrors}
 
 	if f := s.takeFault(faultStatus); f != nil {

@@ -95,8 +95,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}, laburen.WithWebhookSecret(secret), laburen.WithWebhookDeduplicator(laburen.NewMemoryDeduplicator(100)))
 	mux := http.NewServeMux()
 	mux.Handle("/webhook/laburen", handler)
-	// A delivery refused with a 4xx (a URL that reaches another path, a signature that does not
-	// match) never becomes an answer: report it instead of waiting.
+	// A delivery of this query (it carries ref) refused with a 4xx, for a URL that reaches
+	// another path or a signature that does not match, never becomes an answer: report it
+	// instead of waiting.
+	ref := fmt.Sprintf("example-%d", time.Now().Unix())
 	failed := make(chan error, 2)
 	fail := func(err error) {
 		select {
@@ -107,7 +109,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	receive := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
 		mux.ServeHTTP(sw, r)
-		if sw.status >= 400 && sw.status <= 499 {
+		if sw.status >= 400 && sw.status <= 499 && r.URL.Query().Get("ref") == ref {
 			fail(fmt.Errorf("the receiver refused a delivery to %s with HTTP %d", r.URL.Path, sw.status))
 		}
 	})
@@ -128,7 +130,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if publicURL == "" {
 		publicURL = "http://" + ln.Addr().String() + "/webhook/laburen"
 	}
-	ref := fmt.Sprintf("example-%d", time.Now().Unix())
 	hookURL, err := laburen.SignWebhookURL(publicURL, hookParams{Ref: ref}, secret)
 	if err != nil {
 		return fmt.Errorf("LABUREN_WEBHOOK_URL: %w", err)
