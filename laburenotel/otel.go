@@ -1,5 +1,5 @@
-// Package laburenotel traces the calls of a laburen.Client with OpenTelemetry, through the
-// client's observation hook (laburen.WithObserver): it never touches the HTTP client.
+// Package laburenotel traces and measures the calls of a laburen.Client with OpenTelemetry,
+// through the client's observation hook (laburen.WithObserver): it never touches the HTTP client.
 //
 //	c, err := laburen.NewClient(laburenotel.New())
 //
@@ -10,6 +10,10 @@
 // stream ends when the stream ends; an [ERROR] event, a truncation or an idle timeout make it
 // an error. Retried attempts are events of the span. The API key, the messages and the answers
 // never appear in a span.
+//
+// The metrics are the conventions' gen_ai.client.operation.duration, gen_ai.client.token.usage
+// and gen_ai.client.operation.time_to_first_chunk (streams), and laburen.client.cost, the sum
+// of the cost the API reports in usage.
 package laburenotel
 
 import (
@@ -20,7 +24,9 @@ import (
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/metric"
 	semconv "go.opentelemetry.io/otel/semconv/v1.41.0"
+	"go.opentelemetry.io/otel/semconv/v1.41.0/genaiconv"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/laburen/laburen-go"
@@ -51,11 +57,17 @@ type Option func(*config)
 
 type config struct {
 	tp trace.TracerProvider
+	mp metric.MeterProvider
 }
 
 // WithTracerProvider sets the provider of the spans (default: otel.GetTracerProvider()).
 func WithTracerProvider(tp trace.TracerProvider) Option {
 	return func(c *config) { c.tp = tp }
+}
+
+// WithMeterProvider sets the provider of the metrics (default: otel.GetMeterProvider()).
+func WithMeterProvider(mp metric.MeterProvider) Option {
+	return func(c *config) { c.mp = mp }
 }
 
 func newConfig(opts []Option) config {
@@ -66,24 +78,54 @@ func newConfig(opts []Option) config {
 	if c.tp == nil {
 		c.tp = otel.GetTracerProvider()
 	}
+	if c.mp == nil {
+		c.mp = otel.GetMeterProvider()
+	}
 	return c
 }
 
-// New returns the laburen.Option that traces every call of the client, to pass to
-// laburen.NewClient (before or after WithHTTPClient, which it leaves alone) or to one call.
+// New returns the laburen.Option that traces and measures every call of the client, to pass
+// to laburen.NewClient (before or after WithHTTPClient, which it leaves alone) or to one call.
 func New(opts ...Option) laburen.Option {
 	cfg := newConfig(opts)
 	o := &observer{tracer: cfg.tp.Tracer(ScopeName, trace.WithSchemaURL(semconv.SchemaURL))}
+	meter := cfg.mp.Meter(ScopeName, metric.WithSchemaURL(semconv.SchemaURL))
+	// An instrument that cannot be made is a no-op one; the error goes to the global handler.
+	var err error
+	o.duration, err = genaiconv.NewClientOperationDuration(meter, metric.WithExplicitBucketBoundaries(
+		0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92))
+	handle(err)
+	o.tokens, err = genaiconv.NewClientTokenUsage(meter, metric.WithExplicitBucketBoundaries(
+		1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864))
+	handle(err)
+	o.firstChunk, err = genaiconv.NewClientOperationTimeToFirstChunk(meter, metric.WithExplicitBucketBoundaries(
+		0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92))
+	handle(err)
+	o.cost, err = meter.Float64Counter("laburen.client.cost",
+		metric.WithDescription("Cost of the calls, as the API reports it in usage.cost."))
+	handle(err)
 	return laburen.WithObserver(laburen.Observer{Start: o.start, Attempt: o.attempt, End: o.end})
 }
 
+func handle(err error) {
+	if err != nil {
+		otel.Handle(err)
+	}
+}
+
 type observer struct {
-	tracer trace.Tracer
+	tracer     trace.Tracer
+	duration   genaiconv.ClientOperationDuration
+	tokens     genaiconv.ClientTokenUsage
+	firstChunk genaiconv.ClientOperationTimeToFirstChunk
+	cost       metric.Float64Counter
 }
 
 // start opens the call's span.
 func (o *observer) start(ctx context.Context, call laburen.Call) context.Context {
-	attrs := append(callAttributes(call),
+	attrs := append(serverAttributes(call.BaseURL),
+		semconv.GenAIOperationNameInvokeAgent,
+		semconv.GenAIProviderNameKey.String(providerName),
 		semconv.GenAIAgentID(call.AgentID),
 		semconv.GenAIRequestStream(call.Stream),
 		endpointKey.String(call.Operation),
@@ -96,13 +138,10 @@ func (o *observer) start(ctx context.Context, call laburen.Call) context.Context
 	return ctx
 }
 
-// callAttributes are the attributes that spans and metrics share.
-func callAttributes(call laburen.Call) []attribute.KeyValue {
-	attrs := []attribute.KeyValue{
-		semconv.GenAIOperationNameInvokeAgent,
-		semconv.GenAIProviderNameKey.String(providerName),
-	}
-	if u, err := url.Parse(call.BaseURL); err == nil && u.Hostname() != "" {
+// serverAttributes are server.address and server.port of the API's base URL.
+func serverAttributes(baseURL string) []attribute.KeyValue {
+	var attrs []attribute.KeyValue
+	if u, err := url.Parse(baseURL); err == nil && u.Hostname() != "" {
 		attrs = append(attrs, semconv.ServerAddress(u.Hostname()))
 		port, err := strconv.Atoi(u.Port())
 		if err != nil {
@@ -154,4 +193,27 @@ func (o *observer) end(ctx context.Context, call laburen.Call, e laburen.CallEnd
 	}
 	span.SetAttributes(attrs...)
 	span.End()
+	o.measure(ctx, call, e)
+}
+
+// measure records the call's metrics.
+func (o *observer) measure(ctx context.Context, call laburen.Call, e laburen.CallEnd) {
+	op, provider := genaiconv.OperationNameInvokeAgent, genaiconv.ProviderNameAttr(providerName)
+	attrs := append(serverAttributes(call.BaseURL), semconv.GenAIAgentID(call.AgentID))
+	withError := attrs
+	if e.ErrorType != "" && e.ErrorType != "closed" {
+		withError = append(attrs[:len(attrs):len(attrs)], semconv.ErrorTypeKey.String(e.ErrorType))
+	}
+	o.duration.Record(ctx, e.Duration.Seconds(), op, provider, withError...)
+	if e.Usage != (laburen.Usage{}) {
+		o.tokens.Record(ctx, int64(e.Usage.PromptTokens), op, provider, genaiconv.TokenTypeInput, attrs...)
+		o.tokens.Record(ctx, int64(e.Usage.CompletionTokens), op, provider, genaiconv.TokenTypeOutput, attrs...)
+	}
+	if call.Stream && e.TimeToFirstAnswer > 0 {
+		o.firstChunk.Record(ctx, e.TimeToFirstAnswer.Seconds(), op, provider, attrs...)
+	}
+	if e.Usage.Cost > 0 {
+		o.cost.Add(ctx, e.Usage.Cost, metric.WithAttributes(append(attrs,
+			semconv.GenAIOperationNameInvokeAgent, semconv.GenAIProviderNameKey.String(providerName))...))
+	}
 }
