@@ -130,10 +130,16 @@ func (o *observer) start(ctx context.Context, call laburen.Call) context.Context
 		semconv.GenAIRequestStream(call.Stream),
 		endpointKey.String(call.Operation),
 	)
+	name := "invoke_agent " + call.AgentID
 	if call.Async {
 		attrs = append(attrs, asyncKey.Bool(true))
+		if span, ok := takePending(ctx); ok { // started by TraceWebhookURL, named in the URL
+			span.SetName(name)
+			span.SetAttributes(attrs...)
+			return trace.ContextWithSpan(ctx, span)
+		}
 	}
-	ctx, _ = o.tracer.Start(ctx, "invoke_agent "+call.AgentID,
+	ctx, _ = o.tracer.Start(ctx, name,
 		trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(attrs...))
 	return ctx
 }
