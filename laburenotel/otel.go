@@ -11,6 +11,9 @@
 // an error. Retried attempts are events of the span. The API key, the messages and the answers
 // never appear in a span.
 //
+// TraceWebhookURL and WebhookFunc carry the trace of a QueryAsync call across the webhook hop,
+// inside the signed webhook URL: the delivery's span is linked to the query's.
+//
 // The metrics are the conventions' gen_ai.client.operation.duration, gen_ai.client.token.usage
 // and gen_ai.client.operation.time_to_first_chunk (streams), and laburen.client.cost, the sum
 // of the cost the API reports in usage.
@@ -52,7 +55,7 @@ const (
 	retryWaitKey = attribute.Key("laburen.retry.wait")
 )
 
-// Option configures New.
+// Option configures New, TraceWebhookURL and WebhookFunc.
 type Option func(*config)
 
 type config struct {
