@@ -754,6 +754,24 @@ type WebhookDeduplicator interface {
 	Release(ctx context.Context, key, token string) error
 }
 
+// DedupClaim is the claim on the delivery a handler's function is handling.
+type DedupClaim struct {
+	// Key is the delivery key (WebhookEvent.DeliveryKey).
+	Key string
+	// Token is the token Claim returned.
+	Token string
+}
+
+type dedupClaimKey struct{}
+
+// DedupClaimFromContext returns the claim on the delivery being handled, from the context
+// NewWebhookHandler passes to its function when it has a deduplicator. A store uses it to
+// record the delivery as done in the function's own transaction (laburenpg's DoneTx).
+func DedupClaimFromContext(ctx context.Context) (DedupClaim, bool) {
+	c, ok := ctx.Value(dedupClaimKey{}).(DedupClaim)
+	return c, ok
+}
+
 // DefaultDedupCapacity is the capacity NewMemoryDeduplicator uses when given none.
 const DefaultDedupCapacity = 10000
 
@@ -940,6 +958,7 @@ func (h *webhookHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, "this delivery is being handled; retry later", http.StatusServiceUnavailable)
 			return
 		}
+		ctx = context.WithValue(ctx, dedupClaimKey{}, DedupClaim{Key: key, Token: token})
 	}
 	// Recording the outcome must not fail because the sender hung up.
 	bg := context.WithoutCancel(ctx)

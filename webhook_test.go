@@ -1017,3 +1017,32 @@ func FuzzParseWebhook(f *testing.F) {
 		}
 	})
 }
+
+// TestDedupClaimFromContext: the function's context carries its delivery's claim when the
+// handler has a deduplicator, and the token is the one Done then takes.
+func TestDedupClaimFromContext(t *testing.T) {
+	for _, dedup := range []bool{true, false} {
+		var got DedupClaim
+		var ok bool
+		var key string
+		var opts []WebhookOption
+		d := NewMemoryDeduplicator(10)
+		if dedup {
+			opts = append(opts, WithWebhookDeduplicator(d))
+		}
+		h := NewWebhookHandler(func(ctx context.Context, ev *WebhookEvent) error {
+			got, ok = DedupClaimFromContext(ctx)
+			key = ev.DeliveryKey()
+			return nil
+		}, append(opts, WithWebhookLogger(nil))...)
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, whRequest(http.MethodPost, "/hook", "agent.response", whDocBody))
+		require.Equal(t, http.StatusOK, rec.Code)
+		assert.Equal(t, dedup, ok)
+		if dedup {
+			assert.Equal(t, key, got.Key)
+			assert.NotEmpty(t, got.Token)
+			assert.ErrorIs(t, d.Done(context.Background(), got.Key, got.Token), ErrDedupClaimLost, "the handler marked this very claim done")
+		}
+	}
+}
