@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -33,23 +32,13 @@ import (
 // server started for this package.
 var pool *pgxpool.Pool
 
-func TestMain(m *testing.M) {
-	stop, err := startPostgres()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "laburenpg tests:", err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	pool.Close()
-	stop()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { dedupcheck.Main(m, "laburenpg", startPostgres) }
 
 // startPostgres connects pool and returns the function that stops what it started. PostgreSQL
 // refuses to run as root: as root, the server runs as the user postgres.
 func startPostgres() (stop func(), err error) {
 	if u := os.Getenv("LABUREN_TEST_POSTGRES_URL"); u != "" {
-		return func() {}, connect(u)
+		return func() { pool.Close() }, connect(u)
 	}
 	bin, err := postgresBin()
 	if err != nil {
@@ -85,7 +74,7 @@ func startPostgres() (stop func(), err error) {
 		os.RemoveAll(dir)
 		return nil, fmt.Errorf("initdb: %w\n%s", err, out)
 	}
-	port, err := freePort()
+	port, err := dedupcheck.FreePort()
 	if err != nil {
 		os.RemoveAll(dir)
 		return nil, err
@@ -105,6 +94,9 @@ func startPostgres() (stop func(), err error) {
 		return nil, fmt.Errorf("start postgres: %w", err)
 	}
 	stop = func() {
+		if pool != nil {
+			pool.Close()
+		}
 		server.Process.Signal(syscall.SIGINT) // fast shutdown
 		server.Wait()
 		os.RemoveAll(dir)
@@ -137,29 +129,14 @@ func postgresBin() (string, error) {
 	return "", errors.New("initdb and postgres not found: install Debian's postgresql package (apt-get install postgresql), or set LABUREN_TEST_POSTGRES_URL to a database to use")
 }
 
-// connect opens pool on url and waits until the server answers, for up to 20 seconds.
+// connect opens pool on url and waits until the server answers.
 func connect(url string) error {
 	var err error
 	pool, err = pgxpool.New(context.Background(), url)
 	if err != nil {
 		return fmt.Errorf("connect to postgres: %w", err)
 	}
-	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		if err = pool.Ping(context.Background()); err == nil {
-			return nil
-		}
-	}
-	return fmt.Errorf("postgres does not answer: %w", err)
-}
-
-// freePort returns a loopback port nobody listens on.
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
+	return dedupcheck.Await("postgres", func() error { return pool.Ping(context.Background()) })
 }
 
 // table returns a table name no other test or run uses.
@@ -315,7 +292,7 @@ func TestNew(t *testing.T) {
 		assert.ErrorContains(t, err, "laburenpg: table name", bad)
 	}
 
-	port, err := freePort()
+	port, err := dedupcheck.FreePort()
 	require.NoError(t, err)
 	down, err := pgxpool.New(ctx, fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable&connect_timeout=2", port))
 	require.NoError(t, err)

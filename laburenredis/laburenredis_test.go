@@ -23,17 +23,7 @@ import (
 // redis-server started for this package.
 var rdb *redis.Client
 
-func TestMain(m *testing.M) {
-	stop, err := startRedis()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "laburenredis tests:", err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	rdb.Close()
-	stop()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { dedupcheck.Main(m, "laburenredis", startRedis) }
 
 // startRedis connects rdb and returns the function that stops what it started.
 func startRedis() (stop func(), err error) {
@@ -43,7 +33,7 @@ func startRedis() (stop func(), err error) {
 			return nil, fmt.Errorf("LABUREN_TEST_REDIS_URL: %w", err)
 		}
 		rdb = redis.NewClient(opts)
-		return func() {}, ping()
+		return func() { rdb.Close() }, ping()
 	}
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
@@ -53,7 +43,7 @@ func startRedis() (stop func(), err error) {
 	if err != nil {
 		return nil, err
 	}
-	port, err := freePort()
+	port, err := dedupcheck.FreePort()
 	if err != nil {
 		return nil, err
 	}
@@ -64,6 +54,7 @@ func startRedis() (stop func(), err error) {
 		return nil, fmt.Errorf("start redis-server: %w", err)
 	}
 	stop = func() {
+		rdb.Close()
 		cmd.Process.Kill()
 		cmd.Wait()
 		os.RemoveAll(dir)
@@ -76,25 +67,9 @@ func startRedis() (stop func(), err error) {
 	return stop, nil
 }
 
-// ping waits until Redis answers, for up to 10 seconds.
+// ping waits until Redis answers.
 func ping() error {
-	var err error
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		if err = rdb.Ping(context.Background()).Err(); err == nil {
-			return nil
-		}
-	}
-	return fmt.Errorf("redis does not answer: %w", err)
-}
-
-// freePort returns a loopback port nobody listens on.
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
+	return dedupcheck.Await("redis", func() error { return rdb.Ping(context.Background()).Err() })
 }
 
 // prefix returns a key prefix no other test or run uses.
@@ -154,7 +129,7 @@ func TestKeysAndTTLs(t *testing.T) {
 // TestRedisDown: every operation on a Redis that does not answer fails with the operation
 // named.
 func TestRedisDown(t *testing.T) {
-	port, err := freePort()
+	port, err := dedupcheck.FreePort()
 	require.NoError(t, err)
 	down := redis.NewClient(&redis.Options{Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), MaxRetries: -1})
 	defer down.Close()

@@ -1,6 +1,6 @@
 // Package dedupcheck holds the tests every laburen.WebhookDeduplicator must pass, run by the
 // tests of MemoryDeduplicator and of the stores in the modules beside the core against their
-// real servers.
+// real servers, and what those tests share to start the servers.
 package dedupcheck
 
 import (
@@ -8,9 +8,11 @@ import (
 	crand "crypto/rand"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"runtime"
 	"strings"
 	"sync"
@@ -312,4 +314,38 @@ func testGoexit(t *testing.T, s Store) {
 	<-exited
 	assert.Equal(t, http.StatusOK, post(h, dl), "the redelivery is handled, not refused as in flight")
 	assert.Equal(t, int32(2), calls.Load())
+}
+
+// Main runs a store's test package: start connects to the store (starting a server when it
+// must) and returns what stops it; a failure to start fails the package with its message.
+func Main(m *testing.M, name string, start func() (stop func(), err error)) {
+	stop, err := start()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "%s tests: %v\n", name, err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	stop()
+	os.Exit(code)
+}
+
+// FreePort returns a loopback port nobody listens on.
+func FreePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+// Await calls ping until it succeeds, for up to 20 seconds, and returns its last error.
+func Await(what string, ping func() error) error {
+	var err error
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if err = ping(); err == nil {
+			return nil
+		}
+	}
+	return fmt.Errorf("%s does not answer: %w", what, err)
 }
