@@ -130,7 +130,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if publicURL == "" {
 		publicURL = "http://" + ln.Addr().String() + "/webhook/laburen"
 	}
-	hookURL, err := laburen.SignWebhookURL(publicURL, hookParams{Ref: ref}, secret)
+	// The URL serves this one query: it expires once the answer can no longer come.
+	hookURL, err := laburen.SignWebhookURL(publicURL, hookParams{Ref: ref}, secret, laburen.ExpiresAt(time.Now().Add(time.Hour)))
 	if err != nil {
 		return fmt.Errorf("LABUREN_WEBHOOK_URL: %w", err)
 	}
