@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -781,5 +782,42 @@ func TestWebhookSign(t *testing.T) {
 		assert.Equal(t, 2, res.code, "%q: %s", args, res.stderr)
 		assert.Contains(t, res.stderr, "usage: laburen webhook sign")
 		assert.Empty(t, res.stdout)
+	}
+}
+
+// TestReadmeCommandLines checks the laburen command lines of the README's shell blocks against
+// the command: each names a command that exists and only flags that its usage lists.
+func TestReadmeCommandLines(t *testing.T) {
+	readme, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	require.NoError(t, err)
+	var lines [][]string
+	for _, heading := range []string{"Command line", "Testing your code"} {
+		_, section, ok := strings.Cut(string(readme), "\n## "+heading+"\n")
+		require.True(t, ok, "the README has the section %q", heading)
+		section, _, _ = strings.Cut(section, "\n## ")
+		for _, block := range strings.Split(section, "```sh\n")[1:] {
+			block, _, _ = strings.Cut(block, "```")
+			for line := range strings.Lines(block) {
+				line, _, _ = strings.Cut(line, "#")
+				fields := strings.Fields(line)
+				if len(fields) > 0 && fields[0] == "laburen" {
+					lines = append(lines, fields)
+				}
+			}
+		}
+	}
+	require.GreaterOrEqual(t, len(lines), 8)
+	for _, fields := range lines {
+		name := fields[1:2]
+		if fields[1] == "webhook" {
+			name = fields[1:3]
+		}
+		res := runCLI(t, nil, "", append(slices.Clone(name), "-h")...)
+		require.Equal(t, 0, res.code, "%q: %s", fields, res.stderr)
+		for _, f := range fields[len(name)+1:] {
+			if strings.HasPrefix(f, "-") {
+				assert.Regexp(t, `\n  `+f+`[ \n]`, res.stdout, "%q: flag %s", fields, f)
+			}
+		}
 	}
 }
