@@ -480,25 +480,14 @@ type mockProcess struct {
 	cmd    *exec.Cmd
 	url    string
 	lines  []string // the lines after the URL
-	stderr *syncBuffer
+	stderr string   // the file that receives its stderr, readable at any time
 }
 
-// syncBuffer is a bytes.Buffer that the process's stderr copier and the test may share.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
+// log returns what the mock wrote to stderr so far.
+func (m *mockProcess) log(t *testing.T) string {
+	b, err := os.ReadFile(m.stderr)
+	require.NoError(t, err)
+	return string(b)
 }
 
 // startMock starts "laburen mock" with args and reads its first line (the base URL) and the
@@ -508,8 +497,11 @@ func startMock(t *testing.T, lines int, args ...string) *mockProcess {
 	cmd := command(t, nil, append([]string{"mock", "-addr", "127.0.0.1:0"}, args...)...)
 	stdout, err := cmd.StdoutPipe()
 	require.NoError(t, err)
-	m := &mockProcess{cmd: cmd, stderr: &syncBuffer{}}
-	cmd.Stderr = m.stderr
+	m := &mockProcess{cmd: cmd, stderr: filepath.Join(t.TempDir(), "stderr")}
+	stderr, err := os.Create(m.stderr)
+	require.NoError(t, err)
+	defer stderr.Close() // the process has its own copy
+	cmd.Stderr = stderr
 	require.NoError(t, cmd.Start())
 	t.Cleanup(func() {
 		if cmd.ProcessState == nil {
@@ -519,7 +511,7 @@ func startMock(t *testing.T, lines int, args ...string) *mockProcess {
 	})
 	r := bufio.NewReader(stdout)
 	first, err := r.ReadString('\n')
-	require.NoError(t, err, "stderr: %s", m.stderr)
+	require.NoError(t, err, "stderr: %s", m.log(t))
 	m.url = strings.TrimSuffix(first, "\n")
 	for range lines {
 		line, err := r.ReadString('\n')
@@ -588,8 +580,8 @@ func TestMock(t *testing.T) {
 	status, _ = post(t, m.url+"/agents/async-bot/query", "test-key", `{"query":"Hi"}`)
 	assert.Equal(t, http.StatusBadRequest, status)
 
-	assert.Equal(t, 0, m.stop(t), "stderr: %s", m.stderr)
-	log := m.stderr.String()
+	assert.Equal(t, 0, m.stop(t), "stderr: %s", m.log(t))
+	log := m.log(t)
 	assertNoCrash(t, log)
 	for _, want := range []string{
 		"POST /api/agents/support-bot/query 200 ",
@@ -621,7 +613,27 @@ func TestMockServesTheSDK(t *testing.T) {
 	assert.Equal(t, "Hello from laburentest! You said: Hi", res.Answer)
 	// Six answer chunks, the endpoint_response and [DONE], each after the delay.
 	assert.GreaterOrEqual(t, time.Since(start), 8*delay)
-	assert.Equal(t, 0, m.stop(t), "stderr: %s", m.stderr)
+	assert.Equal(t, 0, m.stop(t), "stderr: %s", m.log(t))
+}
+
+// TestMockStopEndsStreams: an interrupt ends the streams still open (here one waiting an hour
+// for its first event) and the mock exits 0, having logged them.
+func TestMockStopEndsStreams(t *testing.T) {
+	m := startMock(t, 2, "-event-delay", "1h")
+	req, err := http.NewRequest(http.MethodPost, m.url+"/agents/"+laburentest.DefaultAgentID+"/query",
+		strings.NewReader(`{"query":"Hi","streaming":true}`))
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+laburentest.DefaultAPIKey)
+	res, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer res.Body.Close()
+	require.Equal(t, http.StatusOK, res.StatusCode)
+
+	assert.Equal(t, 0, m.stop(t), "stderr: %s", m.log(t))
+	body, _ := io.ReadAll(res.Body) // ends: the server went away
+	assert.NotContains(t, string(body), "[DONE]")
+	assert.Contains(t, m.log(t), "POST /api/agents/"+laburentest.DefaultAgentID+"/query 200 ",
+		"the stream's handler returned before the mock exited")
 }
 
 // TestMockAddressInUse: a listener that cannot be opened is an error with exit status 1.
