@@ -90,7 +90,7 @@ func (cl *cli) webhookSend(ctx context.Context, args []string) error {
 	secret := fs.String("secret", "", "sign the URL with `SECRET`, the receiver's laburen.WithWebhookSecret")
 	conv := fs.String("conversation", "", "the conversation `ID` (default: a new one)")
 	var texts stringList
-	fs.Var(&texts, "text", "a chat message of the answer, in order (repeatable; default: one test message)")
+	fs.Var(&texts, "text", "a chat message `TEXT` of the answer, in order (repeatable; default: one test message)")
 	times := fs.Int("times", 1, "send the delivery `N` times")
 	if err := fs.parse(args, 0, 0); err != nil {
 		return err
