@@ -207,6 +207,12 @@ func (s *Server) Client(opts ...laburen.Option) *laburen.Client {
 	return c
 }
 
+// Handler returns the handler that serves the fake API, to serve it on another listener as
+// well, such as a chosen address. Its paths are those of URL ("/api/agents/{id}/query"); the
+// requests it serves share the server's state with those made to URL, and Close still ends
+// their streams and webhook deliveries.
+func (s *Server) Handler() http.Handler { return http.HandlerFunc(s.serveHTTP) }
+
 // agentConfig is what the server knows of an agent.
 type agentConfig struct {
 	conversational bool
