@@ -120,37 +120,36 @@ func (c *Client) QueryAsync(ctx context.Context, agentID string, req QueryReques
 // HTTP status NewWebhookHandler answers.
 var (
 	// ErrWebhookMethod: the request is not a POST (405).
-	ErrWebhookMethod = errors.New("laburen: webhook: method not allowed")
+	ErrWebhookMethod error = &webhookSentinel{"method not allowed"}
 	// ErrWebhookUnsigned: a secret is configured and the URL carries no signature (401).
-	ErrWebhookUnsigned = errors.New("laburen: webhook: URL not signed")
+	ErrWebhookUnsigned error = &webhookSentinel{"URL not signed"}
 	// ErrWebhookBadSignature: a secret is configured and the URL's signature does not match
 	// its path and query under any of the secrets: it was altered, or signed with another
 	// secret (401).
-	ErrWebhookBadSignature = errors.New("laburen: webhook: bad signature")
+	ErrWebhookBadSignature error = &webhookSentinel{"bad signature"}
 	// ErrWebhookExpired: a secret is configured and the URL's signed expiry (ExpiresAt) has
 	// passed, beyond the tolerance of WithWebhookClockSkew (401).
-	ErrWebhookExpired = errors.New("laburen: webhook: URL expired")
+	ErrWebhookExpired error = &webhookSentinel{"URL expired"}
 	// ErrWebhookTooLarge: the body exceeds the size cap (413).
-	ErrWebhookTooLarge = errors.New("laburen: webhook: body too large")
+	ErrWebhookTooLarge error = &webhookSentinel{"body too large"}
 	// ErrWebhookMalformed: the body is empty, not JSON, or an agent.response whose fields
 	// have the wrong types (400).
-	ErrWebhookMalformed = errors.New("laburen: webhook: malformed body")
+	ErrWebhookMalformed error = &webhookSentinel{"malformed body"}
 )
 
-// webhookError is an error of ParseWebhook: it matches its sentinel class and wraps its cause.
+// webhookSentinel is an ErrWebhook* error: what went wrong, in a few words.
+type webhookSentinel struct{ what string }
+
+func (e *webhookSentinel) Error() string { return "laburen: webhook: " + e.what }
+
+// webhookError is an error of ParseWebhook: it matches its sentinel and wraps its cause.
 type webhookError struct {
+	text  string
 	class error
-	msg   string
 	cause error
 }
 
-func (e *webhookError) Error() string {
-	s := "laburen: parse webhook: " + strings.TrimPrefix(e.class.Error(), "laburen: webhook: ") + ": " + e.msg
-	if e.cause != nil {
-		s += ": " + e.cause.Error()
-	}
-	return s
-}
+func (e *webhookError) Error() string { return e.text }
 
 func (e *webhookError) Unwrap() []error {
 	if e.cause == nil {
@@ -159,8 +158,13 @@ func (e *webhookError) Unwrap() []error {
 	return []error{e.class, e.cause}
 }
 
+// webhookErr builds the error of class (an ErrWebhook*) once, with its text.
 func webhookErr(class error, cause error, format string, args ...any) error {
-	return &webhookError{class: class, msg: fmt.Sprintf(format, args...), cause: cause}
+	text := "laburen: parse webhook: " + class.(*webhookSentinel).what + ": " + fmt.Sprintf(format, args...)
+	if cause != nil {
+		text += ": " + cause.Error()
+	}
+	return &webhookError{text: text, class: class, cause: cause}
 }
 
 // WebhookErrorStatus returns the HTTP status NewWebhookHandler answers for an error returned by
@@ -219,11 +223,16 @@ type WebhookMessage struct {
 
 // UnmarshalJSON decodes the message and keeps the raw item in Raw.
 func (m *WebhookMessage) UnmarshalJSON(b []byte) error {
+	return m.decodeOwned(slices.Clone(b))
+}
+
+// decodeOwned is UnmarshalJSON for a part of a body the caller owns: kept without a copy.
+func (m *WebhookMessage) decodeOwned(b []byte) error {
 	type plain WebhookMessage
 	if err := json.Unmarshal(b, (*plain)(m)); err != nil {
 		return err
 	}
-	m.Raw = slices.Clone(b)
+	m.Raw = b
 	return nil
 }
 
@@ -395,7 +404,7 @@ func parseWebhook(r *http.Request, cfg *webhookConfig) (*WebhookEvent, error) {
 	ev := &WebhookEvent{
 		Name:   strings.TrimSpace(r.Header.Get(WebhookEventHeader)),
 		Params: params,
-		Header: r.Header.Clone(),
+		Header: r.Header,
 		Body:   body,
 	}
 	if err := ev.decode(); err != nil {
@@ -430,7 +439,24 @@ func readWebhookBody(r *http.Request, max int64) ([]byte, error) {
 	return body, nil
 }
 
-// decode checks the body and fills the fields of a known event.
+// bodySpan is a part of a webhook body, kept without a copy: the body belongs to the event.
+type bodySpan []byte
+
+func (s *bodySpan) UnmarshalJSON(b []byte) error {
+	*s = b[:len(b):len(b)]
+	return nil
+}
+
+// webhookBody is an agent.response body, split in one pass: a part present, even null, is
+// a non-nil span, which tells the shape.
+type webhookBody struct {
+	ConversationID string   `json:"conversationId"`
+	Messages       bodySpan `json:"messages"`
+	AgentResponse  bodySpan `json:"agentResponse"`
+}
+
+// decode checks the body and fills the fields of a known event. The body is split in one
+// pass; the messages and the answer are decoded from their spans, which their Raw fields keep.
 func (e *WebhookEvent) decode() error {
 	// JSON's white space only: bytes.TrimSpace would also drop a form feed or a no-break
 	// space, and accept a body that no JSON decoder reads.
@@ -438,48 +464,60 @@ func (e *WebhookEvent) decode() error {
 	if len(body) == 0 {
 		return webhookErr(ErrWebhookMalformed, nil, "body is empty")
 	}
-	if !json.Valid(body) {
+	known := strings.EqualFold(e.Name, WebhookEventAgentResponse)
+	if !known && e.Name != "" { // an event the SDK does not know: Name and Body are all it has
+		if !json.Valid(body) {
+			return webhookErr(ErrWebhookMalformed, nil, "body is not JSON")
+		}
+		return nil
+	}
+	var p webhookBody
+	err := json.Unmarshal(body, &p)
+	if _, syntax := err.(*json.SyntaxError); syntax {
 		return webhookErr(ErrWebhookMalformed, nil, "body is not JSON")
 	}
-	switch {
-	case strings.EqualFold(e.Name, WebhookEventAgentResponse):
-		e.Name = WebhookEventAgentResponse
-	case e.Name == "" && hasAgentResponseShape(body):
-		e.Name = WebhookEventAgentResponse
-	default:
-		return nil // an event the SDK does not know: Name and Body are all it has
+	if !known && (body[0] != '{' || p.Messages == nil && p.AgentResponse == nil) {
+		return nil // no header and not the agent.response shape: an unnamed event
 	}
+	e.Name = WebhookEventAgentResponse
 	if body[0] != '{' {
 		return webhookErr(ErrWebhookMalformed, nil, "%s body is not a JSON object", WebhookEventAgentResponse)
 	}
-	var p struct {
-		ConversationID string           `json:"conversationId"`
-		Messages       []WebhookMessage `json:"messages"`
-		AgentResponse  *QueryResponse   `json:"agentResponse"`
+	if err == nil {
+		err = p.decodeParts(e)
 	}
-	if err := json.Unmarshal(body, &p); err != nil {
+	if err != nil {
+		e.Messages, e.AgentResponse = nil, nil
 		return webhookErr(ErrWebhookMalformed, err, "decode %s", WebhookEventAgentResponse)
 	}
-	e.ConversationID, e.Messages, e.AgentResponse = p.ConversationID, p.Messages, p.AgentResponse
+	e.ConversationID = p.ConversationID
 	if e.ConversationID == "" && e.AgentResponse != nil {
 		e.ConversationID = e.AgentResponse.ConversationID
 	}
 	return nil
 }
 
-// hasAgentResponseShape reports whether body is a JSON object with a "messages" or an
-// "agentResponse" key.
-func hasAgentResponseShape(body []byte) bool {
-	if body[0] != '{' {
-		return false
+// decodeParts decodes the messages and the answer into e.
+func (p *webhookBody) decodeParts(e *WebhookEvent) error {
+	var items []bodySpan
+	if p.Messages != nil {
+		if err := json.Unmarshal(p.Messages, &items); err != nil {
+			return err
+		}
 	}
-	var keys map[string]json.RawMessage
-	if json.Unmarshal(body, &keys) != nil {
-		return false
+	if items != nil {
+		e.Messages = make([]WebhookMessage, len(items))
 	}
-	_, messages := keys["messages"]
-	_, response := keys["agentResponse"]
-	return messages || response
+	for i, item := range items {
+		if err := e.Messages[i].decodeOwned(item); err != nil {
+			return err
+		}
+	}
+	if p.AgentResponse != nil && string(p.AgentResponse) != "null" {
+		e.AgentResponse = new(QueryResponse)
+		return e.AgentResponse.decodeOwned(p.AgentResponse)
+	}
+	return nil
 }
 
 // SignWebhookURL returns base with the caller's params and a signature added to its query: the
@@ -615,10 +653,7 @@ func encodeWebhookParams(params any) (url.Values, error) {
 // webhookMAC is the signature of a webhook URL's canonical path and query under secret.
 func webhookMAC(secret []byte, path, canonicalQuery string) []byte {
 	m := hmac.New(sha256.New, secret)
-	io.WriteString(m, "laburen-webhook-url-v1\n")
-	io.WriteString(m, path)
-	io.WriteString(m, "\n")
-	io.WriteString(m, canonicalQuery)
+	m.Write([]byte("laburen-webhook-url-v1\n" + path + "\n" + canonicalQuery))
 	return m.Sum(nil)
 }
 
@@ -628,6 +663,9 @@ func canonicalPath(escaped string) string {
 	if escaped == "" {
 		return "/"
 	}
+	if strings.IndexFunc(escaped, func(c rune) bool { return !unreservedPath(c) }) < 0 {
+		return escaped // nothing to re-escape
+	}
 	segments := strings.Split(escaped, "/")
 	for i, s := range segments {
 		if u, err := url.PathUnescape(s); err == nil {
@@ -635,6 +673,11 @@ func canonicalPath(escaped string) string {
 		}
 	}
 	return strings.Join(segments, "/")
+}
+
+// unreservedPath reports whether c stands for itself in a canonical path.
+func unreservedPath(c rune) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.ContainsRune("-._~/", c)
 }
 
 // requestTarget returns the escaped path and the raw query the sender asked for. It reads the
@@ -951,10 +994,10 @@ func (h *webhookHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, refusal(status, err), status)
 		return
 	}
-	key := ev.DeliveryKey()
 	dedup := h.cfg.dedup
-	var token string
+	var key, token string
 	if dedup != nil {
+		key = ev.DeliveryKey()
 		var st DedupStatus
 		st, token, err = dedup.Claim(ctx, key)
 		if err == nil && st != DedupClaimed && st != DedupDone && st != DedupInFlight {
@@ -977,13 +1020,12 @@ func (h *webhookHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		ctx = context.WithValue(ctx, dedupClaimKey{}, DedupClaim{Key: key, Token: token})
 	}
-	// Recording the outcome must not fail because the sender hung up.
-	bg := context.WithoutCancel(ctx)
 	release := func() {
 		if dedup == nil {
 			return
 		}
-		if rerr := dedup.Release(bg, key, token); rerr != nil {
+		// Recording the outcome must not fail because the sender hung up.
+		if rerr := dedup.Release(context.WithoutCancel(ctx), key, token); rerr != nil {
 			h.log(ctx, slog.LevelError, "laburen webhook deduplicator release failed", r, ev, slog.String("error", rerr.Error()))
 		}
 	}
@@ -1005,7 +1047,7 @@ func (h *webhookHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if dedup != nil {
-		if err := dedup.Done(bg, key, token); err != nil {
+		if err := dedup.Done(context.WithoutCancel(ctx), key, token); err != nil {
 			// fn succeeded: acknowledge. A redelivery may be handled again.
 			h.log(ctx, slog.LevelError, "laburen webhook deduplicator done failed", r, ev, slog.String("error", err.Error()))
 		}
