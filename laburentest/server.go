@@ -80,7 +80,7 @@ func WithAPIKeys(keys ...string) Option {
 // WithPlainStreamData makes streams carry their payloads as plain text, as the API's
 // documentation shows them, instead of percent-encoded as the upstream server sends them. An
 // answer chunk that contains line breaks is then sent as several data lines; since a chunk
-// never starts with a line break (Chunks), both a WHATWG parser and the documentation's
+// never starts with a line break (see chunks), both a WHATWG parser and the documentation's
 // @microsoft/fetch-event-source client rebuild the answer exactly, unless the answer itself
 // starts with one. Plain SSE cannot carry a CR: it becomes a line end (LF). The
 // percent-encoded rendering carries every character.
