@@ -80,13 +80,10 @@ type QueuedResponse struct {
 // the server answered at once; the answer is then in Answer.
 func (q *QueuedResponse) Queued() bool { return q != nil && q.Answer == nil }
 
-// QueryAsync sends a user's message to an agent in conversational mode: the server queues it
-// and POSTs the answer later to req.WebhookURL, which is required (a *ValidationError
-// otherwise). Build that URL with SignWebhookURL and receive the answer with
-// NewWebhookHandler. Like Query it is not retried once the request has reached the server.
-//
-// If the agent answers at once instead (conversational mode off), the answer is in the
-// returned QueuedResponse's Answer and no webhook will follow.
+// QueryAsync sends a query to an agent in conversational mode: the server queues it and POSTs
+// the answer later to req.WebhookURL, which is required (build it with SignWebhookURL; receive
+// the answer with NewWebhookHandler). If the agent answers at once instead, the answer is in the
+// result's Answer. Like Query it is not retried once the request has reached the server.
 func (c *Client) QueryAsync(ctx context.Context, agentID string, req QueryRequest, opts ...Option) (*QueuedResponse, error) {
 	op := "async query agent " + strconv.Quote(agentID)
 	if strings.TrimSpace(req.WebhookURL) == "" {
@@ -188,11 +185,9 @@ func WebhookErrorStatus(err error) int {
 
 // WebhookEvent is one webhook delivery from Laburen.
 type WebhookEvent struct {
-	// Name is the event, from the X-Laburen-Event header: WebhookEventAgentResponse, or an
-	// event the SDK does not know (its body is then only in Body). A delivery without the
-	// header whose body has the agent.response shape (a JSON object with "messages" or
-	// "agentResponse") is taken as agent.response, the only event the API documents; Header
-	// then has no X-Laburen-Event. Without the header and that shape, Name is empty.
+	// Name is the event, from the X-Laburen-Event header, such as WebhookEventAgentResponse.
+	// A delivery without the header whose body has the agent.response shape is taken as
+	// agent.response; any other is left unnamed.
 	Name string
 	// ConversationID is the conversation the answer belongs to (agent.response): the body's
 	// conversationId, or the agentResponse's when the body has none.
@@ -285,12 +280,9 @@ type webhookConfig struct {
 // receiving side has its own settings.
 type WebhookOption func(*webhookConfig) error
 
-// WithWebhookSecret makes the receiver verify the signature SignWebhookURL put in the webhook
-// URL, and refuse unsigned or altered URLs (401 from the handler, ErrWebhookUnsigned or
-// ErrWebhookBadSignature from ParseWebhook). A URL signed with any of the secrets is accepted:
-// to rotate, sign new URLs with the new secret and accept both until the queries sent with the
-// old one are answered. Each secret must be at least MinWebhookSecretSize bytes; the option
-// copies them.
+// WithWebhookSecret makes the receiver accept only URLs that SignWebhookURL signed with one of
+// the secrets, each at least MinWebhookSecretSize bytes (the option copies them). Pass the new
+// and the old secret to rotate.
 func WithWebhookSecret(secrets ...[]byte) WebhookOption {
 	copies := make([][]byte, len(secrets))
 	for i, s := range secrets {
@@ -372,11 +364,9 @@ func newWebhookConfig(opts []WebhookOption) (*webhookConfig, error) {
 	return cfg, nil
 }
 
-// ParseWebhook reads and checks one webhook delivery: the method must be POST; with
-// WithWebhookSecret the URL must carry a valid signature (checked before the body is read);
-// the body must be JSON within the size cap. An agent.response is decoded into the event's
-// ConversationID, Messages and AgentResponse; any other event is returned with its Name and
-// Body. It reads r.Body; the caller answers the request (see WebhookErrorStatus).
+// ParseWebhook reads and checks one webhook delivery as NewWebhookHandler does, and returns its
+// event. Its errors match the ErrWebhook* errors, and WebhookErrorStatus gives the status to
+// answer. It reads r.Body; the caller answers the request.
 func ParseWebhook(r *http.Request, opts ...WebhookOption) (*WebhookEvent, error) {
 	cfg, err := newWebhookConfig(opts)
 	if err != nil {
@@ -520,27 +510,11 @@ func (p *webhookBody) decodeParts(e *WebhookEvent) error {
 	return nil
 }
 
-// SignWebhookURL returns base with the caller's params and a signature added to its query: the
-// URL to pass as QueryRequest.WebhookURL. params is nil, a url.Values, a map[string]string, or a
-// struct (or pointer to one) whose fields have `url` tags, encoded by
-// github.com/google/go-querystring:
-//
-//	type hookParams struct {
-//		Tenant string `url:"tenant"`
-//		Order  int    `url:"order,omitempty"`
-//	}
-//
-// The signature is an HMAC-SHA256 under secret of the URL's path and its whole query (base's
-// own parameters included) in canonical form, not of the scheme or host, which proxies
-// rewrite. A receiver configured with WithWebhookSecret(secret) accepts only URLs signed this
-// way and finds the parameters, verified, in WebhookEvent.Params. The path must reach the
-// receiver as it is in base: a proxy that rewrites it breaks the signature.
-//
-// The signed URL is a credential: whoever has it can post to the receiver, so keep it out of
-// logs, or give it an end with ExpiresAt. An empty or short secret (under MinWebhookSecretSize
-// bytes), a base that is not an absolute http or https URL or that has a fragment, and a
-// parameter named WebhookSignatureParam or WebhookExpiryParam or present both in base and in
-// params are refused with a *ValidationError.
+// SignWebhookURL returns base with params and a signature under secret added to its query: the
+// URL to pass as QueryRequest.WebhookURL, which a receiver with WithWebhookSecret(secret)
+// verifies. params is nil, a url.Values, a map[string]string, or a struct with `url` tags. A
+// short secret, a base that is not an absolute http or https URL, and a reserved or repeated
+// parameter are refused with a *ValidationError. Keep the URL out of logs: it is a credential.
 func SignWebhookURL(base string, params any, secret []byte, opts ...SignOption) (string, error) {
 	const op = "sign webhook URL"
 	if err := checkSecret(secret); err != nil {
@@ -784,24 +758,11 @@ var ErrDedupClaimLost = errors.New("laburen: webhook deduplicator: claim lost")
 // delivery whose handling outlives it may be handled a second time.
 const DefaultDedupClaimTTL = time.Minute
 
-// WebhookDeduplicator remembers which deliveries were handled, so that NewWebhookHandler passes
-// each to its function once even when Laburen delivers it twice, concurrently or later. Keys
-// come from WebhookEvent.DeliveryKey. A key goes through two states: claimed (being handled)
-// and done (handled). The handler calls Claim before fn; when fn succeeds it calls Done, and
-// on any other way out of fn (an error, a panic, runtime.Goexit) Release, so that a
-// redelivery is handled.
-//
-// A claim is a lease: once its time-to-live passes, Claim hands the key to the next delivery
-// (a replica that died or hung frees it), with a new token. Done and Release act only while the
-// claim is still the token's, and return ErrDedupClaimLost otherwise, so that a late replica
-// can neither mark nor free the new owner's claim.
-//
-// The handler answers a delivery whose key is done with 200 without calling fn, and one whose
-// key is claimed by a delivery still being handled with 503 and Retry-After: 1, since the first
-// may yet fail: a 200 would then lose the answer.
-//
-// Implementations must be safe for concurrent use. MemoryDeduplicator serves one process; the
-// modules laburenredis and laburenpg serve several replicas.
+// WebhookDeduplicator remembers which deliveries were handled, so that NewWebhookHandler
+// passes each to its function once (WithWebhookDeduplicator). Keys come from
+// WebhookEvent.DeliveryKey. A claim is a lease with a token: Done and Release return
+// ErrDedupClaimLost once the claim is no longer the token's. Implementations must be safe for
+// concurrent use; MemoryDeduplicator serves one process.
 type WebhookDeduplicator interface {
 	// Claim claims key for a delivery about to be handled, unless it is done or claimed
 	// under a lease still running. With DedupClaimed it returns the claim's token, unique to
@@ -943,25 +904,10 @@ func (d *MemoryDeduplicator) Release(_ context.Context, key, token string) error
 }
 
 // NewWebhookHandler returns an http.Handler that receives Laburen's webhook deliveries: it
-// checks each with ParseWebhook's rules and passes the event to fn. It answers
-//
-//   - 200 when fn returns nil, and for a duplicate already handled (WithWebhookDeduplicator);
-//   - 405 (with Allow: POST) for a method other than POST;
-//   - 401 for an unsigned or altered URL when WithWebhookSecret is given;
-//   - 413 for a body past the cap (WithWebhookMaxBodySize);
-//   - 400 for a body that is not JSON, or an agent.response whose fields have the wrong types;
-//   - 500 when fn returns an error or panics (the panic is recovered and logged), so that the
-//     sender may deliver again;
-//   - 503 for a duplicate that arrives while the first delivery is still being handled.
-//
-// Events the SDK does not know reach fn too, with their Name and Body: return nil for those
-// you do not use, since Laburen may add events and a failure would make it deliver them again
-// or drop them. fn gets the request's context. Laburen expects a quick 200: keep fn short, or
-// have it queue the event for work done after the acknowledgment.
-//
-// Without WithWebhookSecret anyone who learns the URL can post fake answers: see
-// SignWebhookURL. NewWebhookHandler panics if fn is nil or an option is invalid (such as a
-// secret that is too short), so that a misconfigured receiver fails at startup.
+// checks each as ParseWebhook does and calls fn with the event and the request's context. It
+// answers 200 when fn returns nil, 500 when fn fails or panics, and WebhookErrorStatus's status
+// for a refused delivery. Return nil for events you do not use, and keep fn short. It panics
+// if fn is nil or an option is invalid.
 func NewWebhookHandler(fn func(context.Context, *WebhookEvent) error, opts ...WebhookOption) http.Handler {
 	if fn == nil {
 		panic("laburen: NewWebhookHandler: nil function")
