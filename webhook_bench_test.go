@@ -87,22 +87,7 @@ type baselineWebhook struct {
 	Messages       []struct {
 		Text string `json:"text"`
 	} `json:"messages"`
-	AgentResponse *struct {
-		Answer string `json:"answer"`
-		Usage  struct {
-			CompletionTokens int     `json:"completionTokens"`
-			PromptTokens     int     `json:"promptTokens"`
-			TotalTokens      int     `json:"totalTokens"`
-			Cost             float64 `json:"cost"`
-		} `json:"usage"`
-		Sources        []json.RawMessage `json:"sources"`
-		Approvals      []json.RawMessage `json:"approvals"`
-		MessageID      string            `json:"messageId"`
-		ConversationID string            `json:"conversationId"`
-		VisitorID      string            `json:"visitorId"`
-		RequestHuman   bool              `json:"request_human"`
-		Status         string            `json:"status"`
-	} `json:"agentResponse"`
+	AgentResponse *baselineResponse `json:"agentResponse"` // as in the Query benchmark
 }
 
 // baselineWebhookHandler checks the URL's signature (the query before it, as signed), reads
