@@ -477,7 +477,6 @@ func (e *WebhookEvent) decode() error {
 		err = p.decodeParts(e)
 	}
 	if err != nil {
-		e.Messages, e.AgentResponse = nil, nil
 		return webhookErr(ErrWebhookMalformed, err, "decode %s", WebhookEventAgentResponse)
 	}
 	e.ConversationID = p.ConversationID
