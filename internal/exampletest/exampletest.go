@@ -15,9 +15,6 @@ import (
 	"github.com/laburen/laburen-go/laburentest"
 )
 
-// Notice is the line an example writes to stderr when it starts the fake server.
-const Notice = "LABUREN_API_KEY or LABUREN_AGENT_ID is not set: using laburentest, a fake Laburen server in this process"
-
 // Vars is an environment for the tests of the examples, whose Getenv stands for os.Getenv in
 // an example's run function. A nil Vars is an empty environment.
 type Vars map[string]string
