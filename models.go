@@ -280,6 +280,9 @@ type Usage struct {
 // odd value. An answer that arrived, and may have been billed, is not lost over the type of a
 // detail.
 func lenient(err error) error {
+	if err == nil {
+		return nil
+	}
 	var te *json.UnmarshalTypeError
 	if errors.As(err, &te) {
 		return nil

@@ -80,13 +80,10 @@ type QueuedResponse struct {
 // the server answered at once; the answer is then in Answer.
 func (q *QueuedResponse) Queued() bool { return q != nil && q.Answer == nil }
 
-// QueryAsync sends a user's message to an agent in conversational mode: the server queues it
-// and POSTs the answer later to req.WebhookURL, which is required (a *ValidationError
-// otherwise). Build that URL with SignWebhookURL and receive the answer with
-// NewWebhookHandler. Like Query it is not retried once the request has reached the server.
-//
-// If the agent answers at once instead (conversational mode off), the answer is in the
-// returned QueuedResponse's Answer and no webhook will follow.
+// QueryAsync sends a query to an agent in conversational mode: the server queues it and POSTs
+// the answer later to req.WebhookURL, which is required (build it with SignWebhookURL; receive
+// the answer with NewWebhookHandler). If the agent answers at once instead, the answer is in the
+// result's Answer. Like Query it is not retried once the request has reached the server.
 func (c *Client) QueryAsync(ctx context.Context, agentID string, req QueryRequest, opts ...Option) (*QueuedResponse, error) {
 	op := "async query agent " + strconv.Quote(agentID)
 	if strings.TrimSpace(req.WebhookURL) == "" {
@@ -120,37 +117,36 @@ func (c *Client) QueryAsync(ctx context.Context, agentID string, req QueryReques
 // HTTP status NewWebhookHandler answers.
 var (
 	// ErrWebhookMethod: the request is not a POST (405).
-	ErrWebhookMethod = errors.New("laburen: webhook: method not allowed")
+	ErrWebhookMethod error = &webhookSentinel{"method not allowed"}
 	// ErrWebhookUnsigned: a secret is configured and the URL carries no signature (401).
-	ErrWebhookUnsigned = errors.New("laburen: webhook: URL not signed")
+	ErrWebhookUnsigned error = &webhookSentinel{"URL not signed"}
 	// ErrWebhookBadSignature: a secret is configured and the URL's signature does not match
 	// its path and query under any of the secrets: it was altered, or signed with another
 	// secret (401).
-	ErrWebhookBadSignature = errors.New("laburen: webhook: bad signature")
+	ErrWebhookBadSignature error = &webhookSentinel{"bad signature"}
 	// ErrWebhookExpired: a secret is configured and the URL's signed expiry (ExpiresAt) has
 	// passed, beyond the tolerance of WithWebhookClockSkew (401).
-	ErrWebhookExpired = errors.New("laburen: webhook: URL expired")
+	ErrWebhookExpired error = &webhookSentinel{"URL expired"}
 	// ErrWebhookTooLarge: the body exceeds the size cap (413).
-	ErrWebhookTooLarge = errors.New("laburen: webhook: body too large")
+	ErrWebhookTooLarge error = &webhookSentinel{"body too large"}
 	// ErrWebhookMalformed: the body is empty, not JSON, or an agent.response whose fields
 	// have the wrong types (400).
-	ErrWebhookMalformed = errors.New("laburen: webhook: malformed body")
+	ErrWebhookMalformed error = &webhookSentinel{"malformed body"}
 )
 
-// webhookError is an error of ParseWebhook: it matches its sentinel class and wraps its cause.
+// webhookSentinel is an ErrWebhook* error: what went wrong, in a few words.
+type webhookSentinel struct{ what string }
+
+func (e *webhookSentinel) Error() string { return "laburen: webhook: " + e.what }
+
+// webhookError is an error of ParseWebhook: it matches its sentinel and wraps its cause.
 type webhookError struct {
+	text  string
 	class error
-	msg   string
 	cause error
 }
 
-func (e *webhookError) Error() string {
-	s := "laburen: parse webhook: " + strings.TrimPrefix(e.class.Error(), "laburen: webhook: ") + ": " + e.msg
-	if e.cause != nil {
-		s += ": " + e.cause.Error()
-	}
-	return s
-}
+func (e *webhookError) Error() string { return e.text }
 
 func (e *webhookError) Unwrap() []error {
 	if e.cause == nil {
@@ -159,8 +155,13 @@ func (e *webhookError) Unwrap() []error {
 	return []error{e.class, e.cause}
 }
 
+// webhookErr builds the error of class (an ErrWebhook*) once, with its text.
 func webhookErr(class error, cause error, format string, args ...any) error {
-	return &webhookError{class: class, msg: fmt.Sprintf(format, args...), cause: cause}
+	text := "laburen: parse webhook: " + class.(*webhookSentinel).what + ": " + fmt.Sprintf(format, args...)
+	if cause != nil {
+		text += ": " + cause.Error()
+	}
+	return &webhookError{text: text, class: class, cause: cause}
 }
 
 // WebhookErrorStatus returns the HTTP status NewWebhookHandler answers for an error returned by
@@ -184,11 +185,9 @@ func WebhookErrorStatus(err error) int {
 
 // WebhookEvent is one webhook delivery from Laburen.
 type WebhookEvent struct {
-	// Name is the event, from the X-Laburen-Event header: WebhookEventAgentResponse, or an
-	// event the SDK does not know (its body is then only in Body). A delivery without the
-	// header whose body has the agent.response shape (a JSON object with "messages" or
-	// "agentResponse") is taken as agent.response, the only event the API documents; Header
-	// then has no X-Laburen-Event. Without the header and that shape, Name is empty.
+	// Name is the event, from the X-Laburen-Event header, such as WebhookEventAgentResponse.
+	// A delivery without the header whose body has the agent.response shape is taken as
+	// agent.response; any other is left unnamed.
 	Name string
 	// ConversationID is the conversation the answer belongs to (agent.response): the body's
 	// conversationId, or the agentResponse's when the body has none.
@@ -219,11 +218,16 @@ type WebhookMessage struct {
 
 // UnmarshalJSON decodes the message and keeps the raw item in Raw.
 func (m *WebhookMessage) UnmarshalJSON(b []byte) error {
+	return m.decodeOwned(slices.Clone(b))
+}
+
+// decodeOwned is UnmarshalJSON for a part of a body the caller owns: kept without a copy.
+func (m *WebhookMessage) decodeOwned(b []byte) error {
 	type plain WebhookMessage
 	if err := json.Unmarshal(b, (*plain)(m)); err != nil {
 		return err
 	}
-	m.Raw = slices.Clone(b)
+	m.Raw = b
 	return nil
 }
 
@@ -276,12 +280,9 @@ type webhookConfig struct {
 // receiving side has its own settings.
 type WebhookOption func(*webhookConfig) error
 
-// WithWebhookSecret makes the receiver verify the signature SignWebhookURL put in the webhook
-// URL, and refuse unsigned or altered URLs (401 from the handler, ErrWebhookUnsigned or
-// ErrWebhookBadSignature from ParseWebhook). A URL signed with any of the secrets is accepted:
-// to rotate, sign new URLs with the new secret and accept both until the queries sent with the
-// old one are answered. Each secret must be at least MinWebhookSecretSize bytes; the option
-// copies them.
+// WithWebhookSecret makes the receiver accept only URLs that SignWebhookURL signed with one of
+// the secrets, each at least MinWebhookSecretSize bytes (the option copies them). Pass the new
+// and the old secret to rotate.
 func WithWebhookSecret(secrets ...[]byte) WebhookOption {
 	copies := make([][]byte, len(secrets))
 	for i, s := range secrets {
@@ -363,11 +364,9 @@ func newWebhookConfig(opts []WebhookOption) (*webhookConfig, error) {
 	return cfg, nil
 }
 
-// ParseWebhook reads and checks one webhook delivery: the method must be POST; with
-// WithWebhookSecret the URL must carry a valid signature (checked before the body is read);
-// the body must be JSON within the size cap. An agent.response is decoded into the event's
-// ConversationID, Messages and AgentResponse; any other event is returned with its Name and
-// Body. It reads r.Body; the caller answers the request (see WebhookErrorStatus).
+// ParseWebhook reads and checks one webhook delivery as NewWebhookHandler does, and returns its
+// event. Its errors match the ErrWebhook* errors, and WebhookErrorStatus gives the status to
+// answer. It reads r.Body; the caller answers the request.
 func ParseWebhook(r *http.Request, opts ...WebhookOption) (*WebhookEvent, error) {
 	cfg, err := newWebhookConfig(opts)
 	if err != nil {
@@ -395,7 +394,7 @@ func parseWebhook(r *http.Request, cfg *webhookConfig) (*WebhookEvent, error) {
 	ev := &WebhookEvent{
 		Name:   strings.TrimSpace(r.Header.Get(WebhookEventHeader)),
 		Params: params,
-		Header: r.Header.Clone(),
+		Header: r.Header,
 		Body:   body,
 	}
 	if err := ev.decode(); err != nil {
@@ -430,7 +429,24 @@ func readWebhookBody(r *http.Request, max int64) ([]byte, error) {
 	return body, nil
 }
 
-// decode checks the body and fills the fields of a known event.
+// bodySpan is a part of a webhook body, kept without a copy: the body belongs to the event.
+type bodySpan []byte
+
+func (s *bodySpan) UnmarshalJSON(b []byte) error {
+	*s = b[:len(b):len(b)]
+	return nil
+}
+
+// webhookBody is an agent.response body, split in one pass: a part present, even null, is
+// a non-nil span, which tells the shape.
+type webhookBody struct {
+	ConversationID string   `json:"conversationId"`
+	Messages       bodySpan `json:"messages"`
+	AgentResponse  bodySpan `json:"agentResponse"`
+}
+
+// decode checks the body and fills the fields of a known event. The body is split in one
+// pass; the messages and the answer are decoded from their spans, which their Raw fields keep.
 func (e *WebhookEvent) decode() error {
 	// JSON's white space only: bytes.TrimSpace would also drop a form feed or a no-break
 	// space, and accept a body that no JSON decoder reads.
@@ -438,71 +454,66 @@ func (e *WebhookEvent) decode() error {
 	if len(body) == 0 {
 		return webhookErr(ErrWebhookMalformed, nil, "body is empty")
 	}
-	if !json.Valid(body) {
+	known := strings.EqualFold(e.Name, WebhookEventAgentResponse)
+	if !known && e.Name != "" { // an event the SDK does not know: Name and Body are all it has
+		if !json.Valid(body) {
+			return webhookErr(ErrWebhookMalformed, nil, "body is not JSON")
+		}
+		return nil
+	}
+	var p webhookBody
+	err := json.Unmarshal(body, &p)
+	if _, syntax := err.(*json.SyntaxError); syntax {
 		return webhookErr(ErrWebhookMalformed, nil, "body is not JSON")
 	}
-	switch {
-	case strings.EqualFold(e.Name, WebhookEventAgentResponse):
-		e.Name = WebhookEventAgentResponse
-	case e.Name == "" && hasAgentResponseShape(body):
-		e.Name = WebhookEventAgentResponse
-	default:
-		return nil // an event the SDK does not know: Name and Body are all it has
+	if !known && (body[0] != '{' || p.Messages == nil && p.AgentResponse == nil) {
+		return nil // no header and not the agent.response shape: an unnamed event
 	}
+	e.Name = WebhookEventAgentResponse
 	if body[0] != '{' {
 		return webhookErr(ErrWebhookMalformed, nil, "%s body is not a JSON object", WebhookEventAgentResponse)
 	}
-	var p struct {
-		ConversationID string           `json:"conversationId"`
-		Messages       []WebhookMessage `json:"messages"`
-		AgentResponse  *QueryResponse   `json:"agentResponse"`
+	if err == nil {
+		err = p.decodeParts(e)
 	}
-	if err := json.Unmarshal(body, &p); err != nil {
+	if err != nil {
 		return webhookErr(ErrWebhookMalformed, err, "decode %s", WebhookEventAgentResponse)
 	}
-	e.ConversationID, e.Messages, e.AgentResponse = p.ConversationID, p.Messages, p.AgentResponse
+	e.ConversationID = p.ConversationID
 	if e.ConversationID == "" && e.AgentResponse != nil {
 		e.ConversationID = e.AgentResponse.ConversationID
 	}
 	return nil
 }
 
-// hasAgentResponseShape reports whether body is a JSON object with a "messages" or an
-// "agentResponse" key.
-func hasAgentResponseShape(body []byte) bool {
-	if body[0] != '{' {
-		return false
+// decodeParts decodes the messages and the answer into e.
+func (p *webhookBody) decodeParts(e *WebhookEvent) error {
+	var items []bodySpan
+	if p.Messages != nil {
+		if err := json.Unmarshal(p.Messages, &items); err != nil {
+			return err
+		}
 	}
-	var keys map[string]json.RawMessage
-	if json.Unmarshal(body, &keys) != nil {
-		return false
+	if items != nil {
+		e.Messages = make([]WebhookMessage, len(items))
 	}
-	_, messages := keys["messages"]
-	_, response := keys["agentResponse"]
-	return messages || response
+	for i, item := range items {
+		if err := e.Messages[i].decodeOwned(item); err != nil {
+			return err
+		}
+	}
+	if p.AgentResponse != nil && string(p.AgentResponse) != "null" {
+		e.AgentResponse = new(QueryResponse)
+		return e.AgentResponse.decodeOwned(p.AgentResponse)
+	}
+	return nil
 }
 
-// SignWebhookURL returns base with the caller's params and a signature added to its query: the
-// URL to pass as QueryRequest.WebhookURL. params is nil, a url.Values, a map[string]string, or a
-// struct (or pointer to one) whose fields have `url` tags, encoded by
-// github.com/google/go-querystring:
-//
-//	type hookParams struct {
-//		Tenant string `url:"tenant"`
-//		Order  int    `url:"order,omitempty"`
-//	}
-//
-// The signature is an HMAC-SHA256 under secret of the URL's path and its whole query (base's
-// own parameters included) in canonical form, not of the scheme or host, which proxies
-// rewrite. A receiver configured with WithWebhookSecret(secret) accepts only URLs signed this
-// way and finds the parameters, verified, in WebhookEvent.Params. The path must reach the
-// receiver as it is in base: a proxy that rewrites it breaks the signature.
-//
-// The signed URL is a credential: whoever has it can post to the receiver, so keep it out of
-// logs, or give it an end with ExpiresAt. An empty or short secret (under MinWebhookSecretSize
-// bytes), a base that is not an absolute http or https URL or that has a fragment, and a
-// parameter named WebhookSignatureParam or WebhookExpiryParam or present both in base and in
-// params are refused with a *ValidationError.
+// SignWebhookURL returns base with params and a signature under secret added to its query: the
+// URL to pass as QueryRequest.WebhookURL, which a receiver with WithWebhookSecret(secret)
+// verifies. params is nil, a url.Values, a map[string]string, or a struct with `url` tags. A
+// short secret, a base that is not an absolute http or https URL, and a reserved or repeated
+// parameter are refused with a *ValidationError. Keep the URL out of logs: it is a credential.
 func SignWebhookURL(base string, params any, secret []byte, opts ...SignOption) (string, error) {
 	const op = "sign webhook URL"
 	if err := checkSecret(secret); err != nil {
@@ -615,10 +626,7 @@ func encodeWebhookParams(params any) (url.Values, error) {
 // webhookMAC is the signature of a webhook URL's canonical path and query under secret.
 func webhookMAC(secret []byte, path, canonicalQuery string) []byte {
 	m := hmac.New(sha256.New, secret)
-	io.WriteString(m, "laburen-webhook-url-v1\n")
-	io.WriteString(m, path)
-	io.WriteString(m, "\n")
-	io.WriteString(m, canonicalQuery)
+	m.Write([]byte("laburen-webhook-url-v1\n" + path + "\n" + canonicalQuery))
 	return m.Sum(nil)
 }
 
@@ -628,6 +636,9 @@ func canonicalPath(escaped string) string {
 	if escaped == "" {
 		return "/"
 	}
+	if strings.IndexFunc(escaped, func(c rune) bool { return !unreservedPath(c) }) < 0 {
+		return escaped // nothing to re-escape
+	}
 	segments := strings.Split(escaped, "/")
 	for i, s := range segments {
 		if u, err := url.PathUnescape(s); err == nil {
@@ -635,6 +646,11 @@ func canonicalPath(escaped string) string {
 		}
 	}
 	return strings.Join(segments, "/")
+}
+
+// unreservedPath reports whether c stands for itself in a canonical path.
+func unreservedPath(c rune) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.ContainsRune("-._~/", c)
 }
 
 // requestTarget returns the escaped path and the raw query the sender asked for. It reads the
@@ -741,24 +757,11 @@ var ErrDedupClaimLost = errors.New("laburen: webhook deduplicator: claim lost")
 // delivery whose handling outlives it may be handled a second time.
 const DefaultDedupClaimTTL = time.Minute
 
-// WebhookDeduplicator remembers which deliveries were handled, so that NewWebhookHandler passes
-// each to its function once even when Laburen delivers it twice, concurrently or later. Keys
-// come from WebhookEvent.DeliveryKey. A key goes through two states: claimed (being handled)
-// and done (handled). The handler calls Claim before fn; when fn succeeds it calls Done, and
-// on any other way out of fn (an error, a panic, runtime.Goexit) Release, so that a
-// redelivery is handled.
-//
-// A claim is a lease: once its time-to-live passes, Claim hands the key to the next delivery
-// (a replica that died or hung frees it), with a new token. Done and Release act only while the
-// claim is still the token's, and return ErrDedupClaimLost otherwise, so that a late replica
-// can neither mark nor free the new owner's claim.
-//
-// The handler answers a delivery whose key is done with 200 without calling fn, and one whose
-// key is claimed by a delivery still being handled with 503 and Retry-After: 1, since the first
-// may yet fail: a 200 would then lose the answer.
-//
-// Implementations must be safe for concurrent use. MemoryDeduplicator serves one process; the
-// modules laburenredis and laburenpg serve several replicas.
+// WebhookDeduplicator remembers which deliveries were handled, so that NewWebhookHandler
+// passes each to its function once (WithWebhookDeduplicator). Keys come from
+// WebhookEvent.DeliveryKey. A claim is a lease with a token: Done and Release return
+// ErrDedupClaimLost once the claim is no longer the token's. Implementations must be safe for
+// concurrent use; MemoryDeduplicator serves one process.
 type WebhookDeduplicator interface {
 	// Claim claims key for a delivery about to be handled, unless it is done or claimed
 	// under a lease still running. With DedupClaimed it returns the claim's token, unique to
@@ -900,25 +903,10 @@ func (d *MemoryDeduplicator) Release(_ context.Context, key, token string) error
 }
 
 // NewWebhookHandler returns an http.Handler that receives Laburen's webhook deliveries: it
-// checks each with ParseWebhook's rules and passes the event to fn. It answers
-//
-//   - 200 when fn returns nil, and for a duplicate already handled (WithWebhookDeduplicator);
-//   - 405 (with Allow: POST) for a method other than POST;
-//   - 401 for an unsigned or altered URL when WithWebhookSecret is given;
-//   - 413 for a body past the cap (WithWebhookMaxBodySize);
-//   - 400 for a body that is not JSON, or an agent.response whose fields have the wrong types;
-//   - 500 when fn returns an error or panics (the panic is recovered and logged), so that the
-//     sender may deliver again;
-//   - 503 for a duplicate that arrives while the first delivery is still being handled.
-//
-// Events the SDK does not know reach fn too, with their Name and Body: return nil for those
-// you do not use, since Laburen may add events and a failure would make it deliver them again
-// or drop them. fn gets the request's context. Laburen expects a quick 200: keep fn short, or
-// have it queue the event for work done after the acknowledgment.
-//
-// Without WithWebhookSecret anyone who learns the URL can post fake answers: see
-// SignWebhookURL. NewWebhookHandler panics if fn is nil or an option is invalid (such as a
-// secret that is too short), so that a misconfigured receiver fails at startup.
+// checks each as ParseWebhook does and calls fn with the event and the request's context. It
+// answers 200 when fn returns nil, 500 when fn fails or panics, and WebhookErrorStatus's status
+// for a refused delivery. Return nil for events you do not use, and keep fn short. It panics
+// if fn is nil or an option is invalid.
 func NewWebhookHandler(fn func(context.Context, *WebhookEvent) error, opts ...WebhookOption) http.Handler {
 	if fn == nil {
 		panic("laburen: NewWebhookHandler: nil function")
@@ -951,10 +939,10 @@ func (h *webhookHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, refusal(status, err), status)
 		return
 	}
-	key := ev.DeliveryKey()
 	dedup := h.cfg.dedup
-	var token string
+	var key, token string
 	if dedup != nil {
+		key = ev.DeliveryKey()
 		var st DedupStatus
 		st, token, err = dedup.Claim(ctx, key)
 		if err == nil && st != DedupClaimed && st != DedupDone && st != DedupInFlight {
@@ -977,13 +965,12 @@ func (h *webhookHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		ctx = context.WithValue(ctx, dedupClaimKey{}, DedupClaim{Key: key, Token: token})
 	}
-	// Recording the outcome must not fail because the sender hung up.
-	bg := context.WithoutCancel(ctx)
 	release := func() {
 		if dedup == nil {
 			return
 		}
-		if rerr := dedup.Release(bg, key, token); rerr != nil {
+		// Recording the outcome must not fail because the sender hung up.
+		if rerr := dedup.Release(context.WithoutCancel(ctx), key, token); rerr != nil {
 			h.log(ctx, slog.LevelError, "laburen webhook deduplicator release failed", r, ev, slog.String("error", rerr.Error()))
 		}
 	}
@@ -1005,7 +992,7 @@ func (h *webhookHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if dedup != nil {
-		if err := dedup.Done(bg, key, token); err != nil {
+		if err := dedup.Done(context.WithoutCancel(ctx), key, token); err != nil {
 			// fn succeeded: acknowledge. A redelivery may be handled again.
 			h.log(ctx, slog.LevelError, "laburen webhook deduplicator done failed", r, ev, slog.String("error", err.Error()))
 		}

@@ -1060,3 +1060,23 @@ func TestDedupClaimFromContext(t *testing.T) {
 		}
 	}
 }
+
+// TestWebhookPartsShareTheBody: the body is decoded without copies: the Raw of each message
+// and of the answer are spans of Body, and error texts name their class once.
+func TestWebhookPartsShareTheBody(t *testing.T) {
+	ev, err := ParseWebhook(whRequest(http.MethodPost, "/hook", "", whDocBody))
+	require.NoError(t, err)
+	require.Len(t, ev.Messages, 2)
+	require.NotNil(t, ev.AgentResponse)
+	within := func(part []byte) bool {
+		start := strings.Index(string(ev.Body), string(part))
+		return start >= 0 && &ev.Body[start] == &part[0]
+	}
+	assert.True(t, within(ev.Messages[1].Raw), "message Raw is a span of Body")
+	assert.True(t, within(ev.AgentResponse.Raw), "answer Raw is a span of Body")
+	assert.Equal(t, `{"text":"Hola!"}`, string(ev.Messages[0].Raw))
+
+	_, err = ParseWebhook(whRequest(http.MethodGet, "/hook", "", ""))
+	assert.EqualError(t, err, "laburen: parse webhook: method not allowed: GET (Laburen sends POST)")
+	assert.EqualError(t, ErrWebhookMethod, "laburen: webhook: method not allowed")
+}

@@ -58,10 +58,8 @@ func (s *Server) takeFault(kinds ...faultKind) *fault {
 }
 
 // FailNext answers the next n requests, whatever they are, with status and body and nothing
-// else: no conversation or message is stored. The Content-Type is application/json when the
-// body starts with "{", text/plain otherwise; so FailNext(1, 503, "<html>...") plays a proxy's
-// error page, and FailNext(1, 404, "data: [ERROR]NOT_FOUND\n\n") the SSE-framed error body
-// the upstream server sends on some failures.
+// else (nothing is stored). The body is sent as application/json when it starts with "{",
+// text/plain otherwise, so it can play a proxy's error page too.
 func (s *Server) FailNext(n, status int, body string) {
 	s.addFault(&fault{kind: faultStatus, left: n, status: status, body: body})
 }

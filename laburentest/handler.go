@@ -241,7 +241,7 @@ func (s *Server) query(w http.ResponseWriter, r *http.Request, agentID string, a
 		writeRaw(w, http.StatusOK, payload)
 		return
 	}
-	for _, c := range Chunks(res.Answer) {
+	for _, c := range chunks(res.Answer) {
 		events = append(events, event{name: "answer", data: c})
 	}
 	events = append(events, event{name: "endpoint_response", data: string(payload)})
@@ -312,7 +312,7 @@ func (s *Server) agentQuery(w http.ResponseWriter, r *http.Request, agentID stri
 		return
 	}
 	var events []event
-	for _, c := range Chunks(req.Query) {
+	for _, c := range chunks(req.Query) {
 		events = append(events, event{name: "answer", data: c})
 	}
 	events = append(events, event{name: "endpoint_response", data: string(payload)})

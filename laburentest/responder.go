@@ -9,16 +9,12 @@ import (
 	"github.com/laburen/laburen-go"
 )
 
-// Responder writes the AI agent's answer to a query. ctx ends when the client goes away, or,
-// for a query queued in conversational mode, when the server closes. agentID is the agent
-// named in the path; req is the request as received, with ConversationID and VisitorID set to
-// the conversation the server chose, so that a responder can read the history with
-// Server.Conversation (the user's message is already in it). Extra holds the body fields
-// laburen.QueryRequest does not model.
-//
-// An error fails the query before any answer is sent: an *laburen.APIError with a StatusCode
-// is answered with that status and {"error": Code or Message}; any other error with a 500
-// {"error":"INTERNAL_SERVER_ERROR"}. A Responder is called from several goroutines at once.
+// Responder writes the AI agent's answer to a query; it is called from several goroutines at
+// once. req is the request as received (Extra holds the fields QueryRequest does not model),
+// with the conversation the server chose, whose history already holds the user's message. ctx
+// ends when the client goes away or the server closes.
+// An error fails the query: an *laburen.APIError with a StatusCode is answered with that status
+// and {"error": Code or Message}, any other error with a 500.
 type Responder func(ctx context.Context, agentID string, req laburen.QueryRequest) (Reply, error)
 
 // Reply is the AI agent's answer to a query, as a Responder writes it. Only Answer is needed;

@@ -78,30 +78,22 @@ func WithAPIKeys(keys ...string) Option {
 }
 
 // WithPlainStreamData makes streams carry their payloads as plain text, as the API's
-// documentation shows them, instead of percent-encoded as the upstream server sends them. An
-// answer chunk that contains line breaks is then sent as several data lines; since a chunk
-// never starts with a line break (Chunks), both a WHATWG parser and the documentation's
-// @microsoft/fetch-event-source client rebuild the answer exactly, unless the answer itself
-// starts with one. Plain SSE cannot carry a CR: it becomes a line end (LF). The
-// percent-encoded rendering carries every character.
+// documentation shows them, instead of percent-encoded as the upstream server sends them.
+// Plain SSE cannot carry a CR: it arrives as a line end.
 func WithPlainStreamData() Option {
 	return func(s *Server) { s.plain = true }
 }
 
-// WithSSEErrorBodies makes the server answer a streaming request that fails before its stream
-// starts (an unknown agent, a missing or wrong key, a bad request, a Responder's error,
-// UsageLimitNext, RateLimitNext) with the body "data: [ERROR]<CODE>" and Content-Type
-// text/plain, as the upstream server may, instead of JSON {"error": "<CODE>"}. The status
-// stays the same. Requests that do not stream still get JSON.
+// WithSSEErrorBodies makes a streaming request that fails before its stream starts get the
+// body "data: [ERROR]<CODE>" as text/plain, with the same status, as the upstream server may
+// send, instead of JSON {"error": "<CODE>"}.
 func WithSSEErrorBodies() Option {
 	return func(s *Server) { s.sseErrors = true }
 }
 
-// WithWebhookRedelivery makes the server deliver a webhook again when the receiver answers a
-// non-2xx status or does not answer (a transport error, or the webhook client's timeout: see
-// WithWebhookHTTPClient): after the first failed attempt it waits delays[0], after the second
-// delays[1], and so on, for at most 1+len(delays) attempts. Webhooks and WaitWebhooks report
-// every attempt. Without it, a failed delivery is not retried.
+// WithWebhookRedelivery makes the server deliver a webhook again after a non-2xx answer, a
+// transport error or a timeout, waiting delays[0], then delays[1], and so on: at most
+// 1+len(delays) attempts, each reported by Webhooks. Without it a failed delivery is not retried.
 func WithWebhookRedelivery(delays ...time.Duration) Option {
 	return func(s *Server) { s.redelivery = slices.Clone(delays) }
 }

@@ -9,11 +9,11 @@ import (
 	"unicode/utf8"
 )
 
-// EncodeURIComponent percent-encodes s exactly as JavaScript's encodeURIComponent does, which
+// encodeURIComponent percent-encodes s exactly as JavaScript's encodeURIComponent does, which
 // is how the upstream server writes every stream payload: every byte of s's UTF-8 encoding is
 // written as %XX (uppercase hex) except the letters, the digits and - _ . ! ~ * ' ( ). Unlike
 // JavaScript it does not fail on invalid UTF-8: such bytes are encoded one by one.
-func EncodeURIComponent(s string) string {
+func encodeURIComponent(s string) string {
 	const hex = "0123456789ABCDEF"
 	var b strings.Builder
 	b.Grow(len(s))
@@ -38,12 +38,12 @@ func isUnreserved(c byte) bool {
 	return strings.IndexByte("-_.!~*'()", c) >= 0
 }
 
-// Chunks cuts an answer into the word-sized pieces a stream sends as answer events: each
+// chunks cuts an answer into the word-sized pieces a stream sends as answer events: each
 // piece is a run of white space followed by a word, as a model's tokens usually are, and the
 // line breaks that follow the word, so that no piece but the first starts with a line break
 // (see WithPlainStreamData). The pieces joined in order are exactly the answer. White space
 // at the end goes with the last piece. An empty answer has no pieces.
-func Chunks(answer string) []string {
+func chunks(answer string) []string {
 	var out []string
 	start := 0 // of the current piece
 	for i := 0; i < len(answer); {
@@ -91,7 +91,7 @@ type event struct {
 // encode renders an event in the server's stream format.
 func (e event) encode(plain bool) string {
 	if !plain {
-		return "event: " + e.name + "\ndata: " + EncodeURIComponent(e.data) + "\n\n"
+		return "event: " + e.name + "\ndata: " + encodeURIComponent(e.data) + "\n\n"
 	}
 	var b strings.Builder
 	b.WriteString("event: " + e.name + "\n")

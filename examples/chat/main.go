@@ -21,7 +21,7 @@ import (
 	"strings"
 
 	"github.com/laburen/laburen-go"
-	"github.com/laburen/laburen-go/internal/exampleenv"
+	"github.com/laburen/laburen-go/laburentest"
 )
 
 func main() {
@@ -36,12 +36,13 @@ func main() {
 func run(ctx context.Context, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
 	// The real API when LABUREN_API_KEY and LABUREN_AGENT_ID are set, otherwise a fake server in
 	// this process. In your program: c, err := laburen.NewClient() reads LABUREN_API_KEY.
-	env, err := exampleenv.Connect(getenv, stderr)
+	c, agentID, fake, err := connect(getenv, stderr)
 	if err != nil {
 		return err
 	}
-	defer env.Close()
-	c, agentID := env.Client, env.AgentID
+	if fake != nil {
+		defer fake.Close()
+	}
 
 	conversationID := "" // empty: the server starts a conversation and returns its ID
 	in := bufio.NewScanner(stdin)
@@ -91,4 +92,26 @@ func ask(ctx context.Context, c *laburen.Client, agentID, conversationID, messag
 		return "", errors.New("the stream ended without the conversation's ID")
 	}
 	return res.ConversationID, nil
+}
+
+// connect returns a client of the real API when LABUREN_API_KEY and LABUREN_AGENT_ID are set
+// (and LABUREN_BASE_URL, when set, as its base URL), and the agent's ID. Otherwise it starts
+// laburentest, a fake Laburen server in this process, with the options fakeOpts, says so on
+// stderr, and returns a client of the fake, its agent and the fake, which the caller closes.
+func connect(getenv func(string) string, stderr io.Writer, fakeOpts ...laburentest.Option) (*laburen.Client, string, *laburentest.Server, error) {
+	key, agentID := getenv("LABUREN_API_KEY"), getenv("LABUREN_AGENT_ID")
+	if key == "" || agentID == "" {
+		fake := laburentest.NewServer(fakeOpts...)
+		fmt.Fprintln(stderr, "LABUREN_API_KEY or LABUREN_AGENT_ID is not set: using laburentest, a fake Laburen server in this process")
+		return fake.Client(), laburentest.DefaultAgentID, fake, nil
+	}
+	opts := []laburen.Option{laburen.WithAPIKey(key)}
+	if base := getenv("LABUREN_BASE_URL"); base != "" {
+		opts = append(opts, laburen.WithBaseURL(base))
+	}
+	c, err := laburen.NewClient(opts...)
+	if err != nil {
+		return nil, "", nil, fmt.Errorf("check LABUREN_API_KEY and LABUREN_BASE_URL: %w", err)
+	}
+	return c, agentID, nil, nil
 }

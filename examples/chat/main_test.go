@@ -9,7 +9,6 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/laburen/laburen-go/internal/exampleenv"
 	"github.com/laburen/laburen-go/internal/exampletest"
 	"github.com/laburen/laburen-go/laburentest"
 )
@@ -18,7 +17,7 @@ func TestMain(m *testing.M) { exampletest.TestMain(m, main) }
 
 func TestRunWithoutEnvironment(t *testing.T) {
 	var stdout, stderr bytes.Buffer
-	require.NoError(t, run(context.Background(), exampleenv.Vars{}.Getenv, strings.NewReader("Hi\n"), &stdout, &stderr))
+	require.NoError(t, run(context.Background(), exampletest.Vars{}.Getenv, strings.NewReader("Hi\n"), &stdout, &stderr))
 	assert.Equal(t, "Hello from laburentest! You said: Hi\n", stdout.String())
 	assert.True(t, strings.HasPrefix(stderr.String(), "LABUREN_API_KEY or LABUREN_AGENT_ID is not set: using laburentest"), stderr.String())
 }
@@ -63,7 +62,7 @@ func TestChat(t *testing.T) {
 			if tt.fault != nil {
 				tt.fault(srv)
 			}
-			env := exampleenv.VarsFor(srv).Getenv
+			env := exampletest.VarsFor(srv).Getenv
 			var stdout, stderr bytes.Buffer
 			require.NoError(t, run(context.Background(), env, strings.NewReader(tt.input), &stdout, &stderr))
 			assert.Equal(t, tt.stdout, stdout.String())
@@ -87,7 +86,7 @@ func TestChatEndsWithTheContext(t *testing.T) {
 	defer srv.Close()
 	srv.StallStreamNext(1, 1)
 	ctx, cancel := context.WithCancel(context.Background())
-	env := exampleenv.VarsFor(srv).Getenv
+	env := exampletest.VarsFor(srv).Getenv
 	var stdout bytes.Buffer
 	stalled := &cancelOnWrite{w: &stdout, cancel: cancel}
 	err := run(ctx, env, strings.NewReader("Hi\nnever sent\n"), stalled, &bytes.Buffer{})

@@ -10,7 +10,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/laburen/laburen-go"
-	"github.com/laburen/laburen-go/internal/exampleenv"
 	"github.com/laburen/laburen-go/internal/exampletest"
 	"github.com/laburen/laburen-go/laburentest"
 )
@@ -19,7 +18,7 @@ func TestMain(m *testing.M) { exampletest.TestMain(m, main) }
 
 func TestRunWithoutEnvironment(t *testing.T) {
 	var stdout, stderr bytes.Buffer
-	require.NoError(t, run(context.Background(), nil, exampleenv.Vars{}.Getenv, &stdout, &stderr))
+	require.NoError(t, run(context.Background(), nil, exampletest.Vars{}.Getenv, &stdout, &stderr))
 	assert.Equal(t, "conversation: crmchatsappai_12_345\n"+
 		"customer: Where is my order?\n"+
 		"agent: Hello from laburentest! You said: Where is my order?\n"+
@@ -45,7 +44,7 @@ func TestChatwoot(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			srv := laburentest.NewServer()
 			defer srv.Close()
-			env := exampleenv.VarsFor(srv).Getenv
+			env := exampletest.VarsFor(srv).Getenv
 			var stdout, stderr bytes.Buffer
 			err := run(context.Background(), tt.args, env, &stdout, &stderr)
 			if tt.field != "" {

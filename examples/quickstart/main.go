@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/laburen/laburen-go"
-	"github.com/laburen/laburen-go/internal/exampleenv"
 	"github.com/laburen/laburen-go/laburentest"
 )
 
@@ -34,12 +33,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	// The real API when LABUREN_API_KEY and LABUREN_AGENT_ID are set, otherwise a fake server in
 	// this process. In your program: c, err := laburen.NewClient() reads LABUREN_API_KEY.
 	// A short pause before each event of the fake shows the answer arriving piece by piece.
-	env, err := exampleenv.Connect(getenv, stderr, laburentest.WithEventDelay(20*time.Millisecond))
+	c, agentID, fake, err := connect(getenv, stderr, laburentest.WithEventDelay(20*time.Millisecond))
 	if err != nil {
 		return err
 	}
-	defer env.Close()
-	c, agentID := env.Client, env.AgentID
+	if fake != nil {
+		defer fake.Close()
+	}
 
 	question := strings.Join(args, " ")
 	if question == "" {
@@ -57,4 +57,26 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	fmt.Fprintln(stdout)
 	return nil
+}
+
+// connect returns a client of the real API when LABUREN_API_KEY and LABUREN_AGENT_ID are set
+// (and LABUREN_BASE_URL, when set, as its base URL), and the agent's ID. Otherwise it starts
+// laburentest, a fake Laburen server in this process, with the options fakeOpts, says so on
+// stderr, and returns a client of the fake, its agent and the fake, which the caller closes.
+func connect(getenv func(string) string, stderr io.Writer, fakeOpts ...laburentest.Option) (*laburen.Client, string, *laburentest.Server, error) {
+	key, agentID := getenv("LABUREN_API_KEY"), getenv("LABUREN_AGENT_ID")
+	if key == "" || agentID == "" {
+		fake := laburentest.NewServer(fakeOpts...)
+		fmt.Fprintln(stderr, "LABUREN_API_KEY or LABUREN_AGENT_ID is not set: using laburentest, a fake Laburen server in this process")
+		return fake.Client(), laburentest.DefaultAgentID, fake, nil
+	}
+	opts := []laburen.Option{laburen.WithAPIKey(key)}
+	if base := getenv("LABUREN_BASE_URL"); base != "" {
+		opts = append(opts, laburen.WithBaseURL(base))
+	}
+	c, err := laburen.NewClient(opts...)
+	if err != nil {
+		return nil, "", nil, fmt.Errorf("check LABUREN_API_KEY and LABUREN_BASE_URL: %w", err)
+	}
+	return c, agentID, nil, nil
 }

@@ -10,7 +10,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/laburen/laburen-go"
-	"github.com/laburen/laburen-go/internal/exampleenv"
 	"github.com/laburen/laburen-go/internal/exampletest"
 	"github.com/laburen/laburen-go/laburentest"
 )
@@ -19,7 +18,7 @@ func TestMain(m *testing.M) { exampletest.TestMain(m, main) }
 
 func TestRunWithoutEnvironment(t *testing.T) {
 	var stdout, stderr bytes.Buffer
-	require.NoError(t, run(context.Background(), []string{"Where", "is", "my", "order?"}, exampleenv.Vars{}.Getenv, &stdout, &stderr))
+	require.NoError(t, run(context.Background(), []string{"Where", "is", "my", "order?"}, exampletest.Vars{}.Getenv, &stdout, &stderr))
 	assert.Equal(t, "Hello from laburentest! You said: Where is my order?\n", stdout.String())
 	assert.Equal(t, "LABUREN_API_KEY or LABUREN_AGENT_ID is not set: using laburentest, a fake Laburen server in this process\n", stderr.String())
 }
@@ -51,7 +50,7 @@ func TestRunWithEnvironment(t *testing.T) {
 			if tt.fault != nil {
 				tt.fault(srv)
 			}
-			env := exampleenv.VarsFor(srv)
+			env := exampletest.VarsFor(srv)
 			env["LABUREN_API_KEY"] = tt.key
 			var stdout, stderr bytes.Buffer
 			err := run(context.Background(), tt.args, env.Getenv, &stdout, &stderr)

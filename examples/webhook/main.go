@@ -32,7 +32,6 @@ import (
 	"time"
 
 	"github.com/laburen/laburen-go"
-	"github.com/laburen/laburen-go/internal/exampleenv"
 	"github.com/laburen/laburen-go/laburentest"
 )
 
@@ -69,16 +68,17 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			len(secret), laburen.MinWebhookSecretSize)
 	}
 
-	env, err := exampleenv.Connect(getenv, stderr, laburentest.WithResponder(laburentest.Answer(
+	c, agentID, fake, err := connect(getenv, stderr, laburentest.WithResponder(laburentest.Answer(
 		"Hola! I found your order.\n\nIt shipped yesterday and arrives tomorrow.")))
 	if err != nil {
 		return err
 	}
-	defer env.Close()
-	if env.Fake != nil { // the fake's agent answers by webhook, as in conversational mode
-		env.Fake.AddAgent(laburentest.DefaultAgentID, laburentest.Conversational())
+	if fake != nil {
+		defer fake.Close()
 	}
-	c, agentID := env.Client, env.AgentID
+	if fake != nil { // the fake's agent answers by webhook, as in conversational mode
+		fake.AddAgent(laburentest.DefaultAgentID, laburentest.Conversational())
+	}
 
 	// The receiver: NewWebhookHandler verifies the signature, drops duplicate deliveries and
 	// answers 200 once fn returns; fn hands the event over to run.
@@ -150,9 +150,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return nil
 	}
 	fmt.Fprintf(stderr, "queued in conversation %s; waiting for the answer at %s\n", q.ConversationID, publicURL)
-	if env.Fake != nil { // the fake says when its delivery failed, wherever it was sent
+	if fake != nil { // the fake says when its delivery failed, wherever it was sent
 		go func() {
-			if ws, err := env.Fake.WaitWebhooks(ctx, 1); err == nil && ws[0].Err != nil {
+			if ws, err := fake.WaitWebhooks(ctx, 1); err == nil && ws[0].Err != nil {
 				fail(fmt.Errorf("the answer could not be delivered: %w", ws[0].Err))
 			}
 		}()
@@ -185,4 +185,26 @@ type statusWriter struct {
 func (w *statusWriter) WriteHeader(status int) {
 	w.status = status
 	w.ResponseWriter.WriteHeader(status)
+}
+
+// connect returns a client of the real API when LABUREN_API_KEY and LABUREN_AGENT_ID are set
+// (and LABUREN_BASE_URL, when set, as its base URL), and the agent's ID. Otherwise it starts
+// laburentest, a fake Laburen server in this process, with the options fakeOpts, says so on
+// stderr, and returns a client of the fake, its agent and the fake, which the caller closes.
+func connect(getenv func(string) string, stderr io.Writer, fakeOpts ...laburentest.Option) (*laburen.Client, string, *laburentest.Server, error) {
+	key, agentID := getenv("LABUREN_API_KEY"), getenv("LABUREN_AGENT_ID")
+	if key == "" || agentID == "" {
+		fake := laburentest.NewServer(fakeOpts...)
+		fmt.Fprintln(stderr, "LABUREN_API_KEY or LABUREN_AGENT_ID is not set: using laburentest, a fake Laburen server in this process")
+		return fake.Client(), laburentest.DefaultAgentID, fake, nil
+	}
+	opts := []laburen.Option{laburen.WithAPIKey(key)}
+	if base := getenv("LABUREN_BASE_URL"); base != "" {
+		opts = append(opts, laburen.WithBaseURL(base))
+	}
+	c, err := laburen.NewClient(opts...)
+	if err != nil {
+		return nil, "", nil, fmt.Errorf("check LABUREN_API_KEY and LABUREN_BASE_URL: %w", err)
+	}
+	return c, agentID, nil, nil
 }

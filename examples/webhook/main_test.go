@@ -12,7 +12,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/laburen/laburen-go"
-	"github.com/laburen/laburen-go/internal/exampleenv"
 	"github.com/laburen/laburen-go/internal/exampletest"
 	"github.com/laburen/laburen-go/laburentest"
 )
@@ -21,7 +20,7 @@ func TestMain(m *testing.M) { exampletest.TestMain(m, main) }
 
 func TestRunWithoutEnvironment(t *testing.T) {
 	var stdout, stderr bytes.Buffer
-	require.NoError(t, run(context.Background(), nil, exampleenv.Vars{}.Getenv, &stdout, &stderr))
+	require.NoError(t, run(context.Background(), nil, exampletest.Vars{}.Getenv, &stdout, &stderr))
 	assert.Equal(t, "Hola! I found your order.\nIt shipped yesterday and arrives tomorrow.\n", stdout.String())
 	assert.True(t, strings.HasPrefix(stderr.String(), "LABUREN_API_KEY or LABUREN_AGENT_ID is not set: using laburentest"), stderr.String())
 	assert.Contains(t, stderr.String(), "queued in conversation c")
@@ -47,7 +46,7 @@ func TestWebhook(t *testing.T) {
 			if tt.conversational {
 				srv.AddAgent(laburentest.DefaultAgentID, laburentest.Conversational())
 			}
-			env := exampleenv.VarsFor(srv)
+			env := exampletest.VarsFor(srv)
 			env["LABUREN_WEBHOOK_SECRET"] = tt.secret
 			var stdout, stderr bytes.Buffer
 			require.NoError(t, run(context.Background(), []string{"Hi"}, env.Getenv, &stdout, &stderr))
@@ -81,18 +80,18 @@ func TestFailedDelivery(t *testing.T) {
 	srv := laburentest.NewServer()
 	defer srv.Close()
 	srv.AddAgent(laburentest.DefaultAgentID, laburentest.Conversational())
-	real := exampleenv.VarsFor(srv)
+	real := exampletest.VarsFor(srv)
 
 	tests := []struct {
 		name string
-		vars exampleenv.Vars
+		vars exampletest.Vars
 		err  string
 	}{
 		{name: "the fake cannot reach the URL",
-			vars: exampleenv.Vars{"LABUREN_WEBHOOK_URL": "http://" + addr + "/webhook/laburen"},
+			vars: exampletest.Vars{"LABUREN_WEBHOOK_URL": "http://" + addr + "/webhook/laburen"},
 			err:  "the answer could not be delivered: laburentest: webhook: Post "},
 		{name: "the receiver refuses a delivery to another path",
-			vars: exampleenv.Vars{"LABUREN_API_KEY": real["LABUREN_API_KEY"], "LABUREN_AGENT_ID": real["LABUREN_AGENT_ID"],
+			vars: exampletest.Vars{"LABUREN_API_KEY": real["LABUREN_API_KEY"], "LABUREN_AGENT_ID": real["LABUREN_AGENT_ID"],
 				"LABUREN_BASE_URL": real["LABUREN_BASE_URL"], "LABUREN_WEBHOOK_ADDR": addr, "LABUREN_WEBHOOK_URL": "http://" + addr + "/elsewhere"},
 			err: "the receiver refused a delivery to /elsewhere with HTTP 404"},
 	}
@@ -111,11 +110,11 @@ func TestFailedDelivery(t *testing.T) {
 // panic.
 func TestBadConfiguration(t *testing.T) {
 	exampletest.CheckBadConfigs(t, "webhook",
-		exampletest.BadConfig{Name: "short secret", Vars: exampleenv.Vars{"LABUREN_WEBHOOK_SECRET": "short"},
+		exampletest.BadConfig{Name: "short secret", Vars: exampletest.Vars{"LABUREN_WEBHOOK_SECRET": "short"},
 			Err: "LABUREN_WEBHOOK_SECRET has 5 bytes: it needs at least 16 (32 random bytes are best)\n"},
-		exampletest.BadConfig{Name: "bad address", Vars: exampleenv.Vars{"LABUREN_WEBHOOK_ADDR": "nowhere"},
+		exampletest.BadConfig{Name: "bad address", Vars: exampletest.Vars{"LABUREN_WEBHOOK_ADDR": "nowhere"},
 			Err: "LABUREN_WEBHOOK_ADDR: listen tcp: address nowhere: missing port in address\n"},
-		exampletest.BadConfig{Name: "bad URL", Vars: exampleenv.Vars{"LABUREN_WEBHOOK_URL": "ftp://h.example.com/hook"},
+		exampletest.BadConfig{Name: "bad URL", Vars: exampletest.Vars{"LABUREN_WEBHOOK_URL": "ftp://h.example.com/hook"},
 			Err: "LABUREN_WEBHOOK_URL: laburen: sign webhook URL: invalid base: "},
 	)
 }

@@ -20,7 +20,7 @@ import (
 	"strings"
 
 	"github.com/laburen/laburen-go"
-	"github.com/laburen/laburen-go/internal/exampleenv"
+	"github.com/laburen/laburen-go/laburentest"
 )
 
 func main() {
@@ -45,12 +45,17 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 
 	// The real API when LABUREN_API_KEY and LABUREN_AGENT_ID are set, otherwise a fake server in
 	// this process. In your program: c, err := laburen.NewClient() reads LABUREN_API_KEY.
-	env, err := exampleenv.Connect(getenv, stderr)
+	c, agentID, fake, err := connect(getenv, stderr)
 	if err != nil {
 		return err
 	}
-	defer env.Close()
-	c, agentID, orgID := env.Client, env.AgentID, env.OrganizationID
+	if fake != nil {
+		defer fake.Close()
+	}
+	orgID := getenv("LABUREN_ORGANIZATION_ID")
+	if fake != nil {
+		orgID = laburentest.DefaultOrganizationID
+	}
 	if orgID == "" { // with the real API, the organization is LABUREN_ORGANIZATION_ID
 		return errors.New("LABUREN_ORGANIZATION_ID is not set: the channelExternalId needs your organization's ID")
 	}
@@ -71,4 +76,26 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fmt.Fprintln(stdout, "conversation:", m.ConversationID)
 	fmt.Fprintln(stdout, "message:", m.MessageID, "status:", m.Status)
 	return nil
+}
+
+// connect returns a client of the real API when LABUREN_API_KEY and LABUREN_AGENT_ID are set
+// (and LABUREN_BASE_URL, when set, as its base URL), and the agent's ID. Otherwise it starts
+// laburentest, a fake Laburen server in this process, with the options fakeOpts, says so on
+// stderr, and returns a client of the fake, its agent and the fake, which the caller closes.
+func connect(getenv func(string) string, stderr io.Writer, fakeOpts ...laburentest.Option) (*laburen.Client, string, *laburentest.Server, error) {
+	key, agentID := getenv("LABUREN_API_KEY"), getenv("LABUREN_AGENT_ID")
+	if key == "" || agentID == "" {
+		fake := laburentest.NewServer(fakeOpts...)
+		fmt.Fprintln(stderr, "LABUREN_API_KEY or LABUREN_AGENT_ID is not set: using laburentest, a fake Laburen server in this process")
+		return fake.Client(), laburentest.DefaultAgentID, fake, nil
+	}
+	opts := []laburen.Option{laburen.WithAPIKey(key)}
+	if base := getenv("LABUREN_BASE_URL"); base != "" {
+		opts = append(opts, laburen.WithBaseURL(base))
+	}
+	c, err := laburen.NewClient(opts...)
+	if err != nil {
+		return nil, "", nil, fmt.Errorf("check LABUREN_API_KEY and LABUREN_BASE_URL: %w", err)
+	}
+	return c, agentID, nil, nil
 }

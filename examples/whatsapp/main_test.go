@@ -11,7 +11,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/laburen/laburen-go"
-	"github.com/laburen/laburen-go/internal/exampleenv"
 	"github.com/laburen/laburen-go/internal/exampletest"
 	"github.com/laburen/laburen-go/laburentest"
 )
@@ -22,7 +21,7 @@ func TestMain(m *testing.M) { exampletest.TestMain(m, main) }
 
 func TestRunWithoutEnvironment(t *testing.T) {
 	var stdout, stderr bytes.Buffer
-	require.NoError(t, run(context.Background(), nil, exampleenv.Vars{}.Getenv, &stdout, &stderr))
+	require.NoError(t, run(context.Background(), nil, exampletest.Vars{}.Getenv, &stdout, &stderr))
 	assert.True(t, strings.HasPrefix(stdout.String(), "channelExternalId: "+extID+"\nconversation: c"), stdout.String())
 	assert.Contains(t, stdout.String(), "status: UNRESOLVED\n")
 	assert.True(t, strings.HasPrefix(stderr.String(), "LABUREN_API_KEY or LABUREN_AGENT_ID is not set: using laburentest"), stderr.String())
@@ -31,7 +30,7 @@ func TestRunWithoutEnvironment(t *testing.T) {
 func TestWhatsApp(t *testing.T) {
 	srv := laburentest.NewServer()
 	defer srv.Close()
-	env := exampleenv.VarsFor(srv)
+	env := exampletest.VarsFor(srv)
 	env["LABUREN_ORGANIZATION_ID"] = laburentest.DefaultOrganizationID
 	runs := []struct {
 		args []string
@@ -73,7 +72,7 @@ func TestWhatsAppRefuses(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			srv := laburentest.NewServer()
 			defer srv.Close()
-			env := exampleenv.VarsFor(srv)
+			env := exampletest.VarsFor(srv)
 			env["LABUREN_ORGANIZATION_ID"] = tt.org
 			err := run(context.Background(), tt.args, env.Getenv, &bytes.Buffer{}, &bytes.Buffer{})
 			require.Error(t, err)
@@ -93,7 +92,7 @@ func TestWhatsAppRefuses(t *testing.T) {
 // panic.
 func TestBadConfiguration(t *testing.T) {
 	exampletest.CheckBadConfigs(t, "whatsapp",
-		exampletest.BadConfig{Name: "no organization with the real API", Vars: exampleenv.Vars{"LABUREN_API_KEY": "k", "LABUREN_AGENT_ID": "a"},
+		exampletest.BadConfig{Name: "no organization with the real API", Vars: exampletest.Vars{"LABUREN_API_KEY": "k", "LABUREN_AGENT_ID": "a"},
 			Err: "LABUREN_ORGANIZATION_ID is not set: the channelExternalId needs your organization's ID\n"},
 	)
 }

@@ -12,8 +12,26 @@ import (
 
 	"github.com/stretchr/testify/assert"
 
-	"github.com/laburen/laburen-go/internal/exampleenv"
+	"github.com/laburen/laburen-go/laburentest"
 )
+
+// Vars is an environment for the tests of the examples, whose Getenv stands for os.Getenv in
+// an example's run function. A nil Vars is an empty environment.
+type Vars map[string]string
+
+// Getenv returns the value of the variable key, or "" when it is not set.
+func (v Vars) Getenv(key string) string { return v[key] }
+
+// VarsFor returns the environment that points an example at srv as at the real API:
+// LABUREN_API_KEY is laburentest.DefaultAPIKey, LABUREN_AGENT_ID laburentest.DefaultAgentID
+// and LABUREN_BASE_URL the server's URL. A test may change or add variables.
+func VarsFor(srv *laburentest.Server) Vars {
+	return Vars{
+		"LABUREN_API_KEY":  laburentest.DefaultAPIKey,
+		"LABUREN_AGENT_ID": laburentest.DefaultAgentID,
+		"LABUREN_BASE_URL": srv.URL,
+	}
+}
 
 // mainVar, set to "1" in a test binary's environment, makes TestMain run the example's main.
 const mainVar = "LABUREN_EXAMPLE_RUN_MAIN"
@@ -31,7 +49,7 @@ func TestMain(m *testing.M, main func()) {
 // RunMain runs the example's main, as a user would from the command line, in a new process of
 // the test binary with the arguments args and the environment vars (no LABUREN_ variable of
 // the test's own environment), and returns what it wrote to stderr and its exit code.
-func RunMain(t *testing.T, vars exampleenv.Vars, args ...string) (stderr string, code int) {
+func RunMain(t *testing.T, vars Vars, args ...string) (stderr string, code int) {
 	t.Helper()
 	cmd := exec.CommandContext(t.Context(), os.Args[0], args...)
 	for _, kv := range os.Environ() {
@@ -57,7 +75,7 @@ func RunMain(t *testing.T, vars exampleenv.Vars, args ...string) (stderr string,
 // BadConfig is a configuration an example must refuse.
 type BadConfig struct {
 	Name string
-	Vars exampleenv.Vars
+	Vars Vars
 	Args []string
 	Err  string // what main must print to stderr, after "<program>: "
 }
@@ -66,7 +84,7 @@ type BadConfig struct {
 // a URL, and checks that it printed the error and exited with status 1, without a panic.
 func CheckBadConfigs(t *testing.T, program string, configs ...BadConfig) {
 	configs = append([]BadConfig{{Name: "bad base URL",
-		Vars: exampleenv.Vars{"LABUREN_API_KEY": "k", "LABUREN_AGENT_ID": "a", "LABUREN_BASE_URL": "dashboard.laburen.com"},
+		Vars: Vars{"LABUREN_API_KEY": "k", "LABUREN_AGENT_ID": "a", "LABUREN_BASE_URL": "dashboard.laburen.com"},
 		Err:  "check LABUREN_API_KEY and LABUREN_BASE_URL: laburen: new client: WithBaseURL: "}}, configs...)
 	for _, c := range configs {
 		t.Run(c.Name, func(t *testing.T) {
