@@ -1,8 +1,6 @@
 package laburen
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -14,7 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	sse "github.com/tmaxmax/go-sse"
+	"github.com/laburen/laburen-go/internal/eventstream"
 )
 
 // EventType is the type of a stream event: the name in its "event:" field.
@@ -133,30 +131,36 @@ func (c *Client) openStream(ctx context.Context, op string, cfg *config, r reque
 
 // Stream is a streamed answer. Next advances it one event at a time; Close releases it.
 //
-// Next, Current, Err, Answer, Response, Text and Final belong to the goroutine that reads the
-// stream. Close may be called from any goroutine, any number of times: it ends a Next that is
-// waiting for data at once. The stream also releases its connection by itself when it ends.
+// Next, Current, Err, Answer, Response, Text and Final belong to one goroutine at a time: a
+// Next called while another runs ends the stream with an error saying so. Close may be called
+// from any goroutine, any number of times: it ends a Next that is waiting for data at once. The
+// stream also releases its connection and its buffers by itself when it ends.
 type Stream struct {
 	op     string
 	status int
 
-	// mu guards the parsing coroutine and the resources: Next holds it while the coroutine
-	// runs (and may wait for the body), Close while it releases them.
+	// mu guards the decoder and the resources: Next holds it while the decoder runs (and may
+	// wait for the body), Close while it releases them.
 	mu       sync.Mutex
-	released bool // the connection, coroutine and timer are released (under mu)
+	released bool // the connection, buffers and timer are released (under mu)
+	dec      *eventstream.Decoder
+
+	reading    atomic.Bool // a Next is running
+	concurrent atomic.Bool // a Next was called while another ran
 
 	// The fields below belong to the goroutine that calls Next.
 	ended    bool  // Next returns false from now on
 	finished bool  // the final [DONE] event arrived
 	err      error // why the stream ended, wrapped with op; nil after [DONE]
 
-	// The current event is queue[cur]; with cur < 0 it is kept (the last event of a batch that
-	// is gone, or an event of a finished stream). Current builds the StreamEvent, so that Next
-	// stores no pointers per event.
-	cur    int
-	kept   StreamEvent
-	answer strings.Builder
-	resp   *QueryResponse
+	// The current event. The Raw of a percent-encoded answer piece is built by Current from
+	// raw, so that an answer piece costs no allocation.
+	ev         StreamEvent
+	raw        []byte
+	rawPending bool
+	answer     strings.Builder
+	maxAnswer  int
+	resp       *QueryResponse
 
 	// synthetic events of a finished stream (a JSON answer to a streaming request)
 	synth []StreamEvent
@@ -170,46 +174,10 @@ type Stream struct {
 	stopAfter func() bool
 	afterDone chan struct{}
 	body      io.ReadCloser
-	feed      feeder
 	idle      *idleTimer
 	maxEvent  int
 	drainWait time.Duration // the bound of drain
-	pull      func() (struct{}, bool)
-	stopPull  func()
-	yield     func(struct{}) bool // the coroutine's yield, while parse runs
-	queue     []queued            // events parsed by go-sse: queue[qi:qn] are not yet handled
-	qi, qn    int
-	parsed    bool  // go-sse has stopped: the queue is all that is left
-	parseErr  error // the error go-sse stopped with
 }
-
-// queued is an event as go-sse parsed it, and what Next made of it.
-type queued struct {
-	typ, data string         // as go-sse parsed them
-	text      string         // data percent-decoded, when decoded is set
-	resp      *QueryResponse // the parsed endpoint_response
-	hasData   bool           // the event's block has a data field
-	decoded   bool           // text holds data decoded
-}
-
-// event is the StreamEvent of a handled event.
-func (q *queued) event() StreamEvent {
-	data := q.data
-	if q.decoded {
-		data = q.text
-	}
-	switch typ := EventType(q.typ); typ {
-	case EventAnswer:
-		return StreamEvent{Type: typ, Text: data, Data: data, Raw: q.data}
-	case "":
-		return StreamEvent{Type: EventMessage, Data: data, Raw: q.data}
-	default:
-		return StreamEvent{Type: typ, Response: q.resp, Data: data, Raw: q.data}
-	}
-}
-
-// maxBatch bounds how many parsed events wait for Next at once.
-const maxBatch = 64
 
 // newStream wraps the body of an event stream. sctx is the request's context, derived from
 // parent; cancel cancels it (and with it the body).
@@ -222,8 +190,11 @@ func newStream(parent, sctx context.Context, cancel context.CancelCauseFunc, op 
 		cancel:    cancel,
 		body:      body,
 		maxEvent:  cfg.maxEventSize,
+		maxAnswer: cfg.maxAnswerSize,
 		afterDone: make(chan struct{}),
-		cur:       -1,
+	}
+	if s.maxAnswer <= 0 {
+		s.maxAnswer = DefaultMaxAnswerSize
 	}
 	if cfg.streamIdleTimeout > 0 {
 		s.idle = newIdleTimer(cfg.streamIdleTimeout, func(err error) { cancel(err) })
@@ -235,7 +206,7 @@ func newStream(parent, sctx context.Context, cancel context.CancelCauseFunc, op 
 			s.drainWait = min(s.drainWait, cfg.streamIdleTimeout)
 		}
 	}
-	s.feed = feeder{r: body, max: cfg.maxEventSize, idle: s.idle, flush: s.flush}
+	s.dec = eventstream.NewDecoder(timedReader{body, s.idle}, cfg.maxEventSize)
 	// Closing the body ends a Read that is waiting for data even when the transport does not
 	// tie the body to the request's context.
 	s.stopAfter = context.AfterFunc(sctx, func() {
@@ -243,13 +214,27 @@ func newStream(parent, sctx context.Context, cancel context.CancelCauseFunc, op 
 		body.Close()
 		close(s.afterDone)
 	})
-	s.pull, s.stopPull = iter.Pull(s.parse)
 	return s
+}
+
+// timedReader runs the idle timer while a read of the body waits.
+type timedReader struct {
+	r    io.Reader
+	idle *idleTimer
+}
+
+func (t timedReader) Read(p []byte) (int, error) {
+	if t.idle == nil {
+		return t.r.Read(p)
+	}
+	t.idle.arm()
+	defer t.idle.disarm()
+	return t.r.Read(p)
 }
 
 // finishedStream is a stream whose whole response is already known.
 func finishedStream(op string, status int, res *QueryResponse) *Stream {
-	s := &Stream{op: op, status: status, released: true, cur: -1}
+	s := &Stream{op: op, status: status, released: true}
 	if res.Answer != "" {
 		s.synth = append(s.synth, StreamEvent{Type: EventAnswer, Text: res.Answer, Data: res.Answer, Raw: res.Answer})
 	}
@@ -258,49 +243,8 @@ func finishedStream(op string, status int, res *QueryResponse) *Stream {
 	return s
 }
 
-// parse runs go-sse over the body in a coroutine (iter.Pull). It queues the events go-sse
-// yields and goes on parsing; the batch goes to Next when the feeder is about to wait for the
-// body (see flush), or when the queue is full. Parsing what is already buffered costs no switch
-// per event, and no event waits in the queue while the body is read.
-func (s *Stream) parse(yield func(struct{}) bool) {
-	s.yield = yield
-	defer func() { s.yield = nil }()
-	for ev, err := range sse.Read(&s.feed, &sse.ReadConfig{MaxEventSize: s.maxEvent}) {
-		if err != nil {
-			s.parseErr = err
-			return
-		}
-		if s.queue == nil {
-			s.queue = make([]queued, maxBatch)
-		}
-		// Set the fields one by one: each pointer written costs a write barrier while the
-		// garbage collector runs.
-		q := &s.queue[s.qn]
-		q.typ, q.data = ev.Type, ev.Data
-		s.feed.runYields++
-		q.hasData = ev.Data != "" || s.feed.emptyEventHasData()
-		q.decoded = false
-		if q.text != "" {
-			q.text = ""
-		}
-		if q.resp != nil {
-			q.resp = nil
-		}
-		s.qn++
-		if s.qn == len(s.queue) && !yield(struct{}{}) {
-			return
-		}
-	}
-}
-
-// flush hands the queued events to Next before the feeder waits for the body. It reports false
-// when the stream was released meanwhile and parsing must stop.
-func (s *Stream) flush() bool {
-	if s.qn == 0 {
-		return true
-	}
-	return s.yield(struct{}{})
-}
+// errConcurrentNext ends a stream whose Next was called while another Next ran.
+var errConcurrentNext = errors.New("Next called concurrently from two goroutines (a stream has one reader)")
 
 // Next advances to the next event and reports whether there is one; read it with Current.
 // Next returns false when the stream ends: after the final [DONE] event (Err is nil), or on
@@ -308,52 +252,44 @@ func (s *Stream) flush() bool {
 // (Err says which). Blocks with no data field, and the [DONE] and [ERROR] events, are not
 // shown as events.
 func (s *Stream) Next() bool {
+	if !s.reading.CompareAndSwap(false, true) {
+		s.concurrent.Store(true)
+		if s.cancel != nil {
+			s.cancel(errConcurrentNext) // ends the other Next's read
+		}
+		return false
+	}
+	defer s.reading.Store(false)
 	if s.ended {
 		return false
 	}
 	if s.synth != nil {
 		return s.nextSynthetic()
 	}
-	for {
-		if s.interrupted() {
-			s.end(s.failure())
+	for !s.interrupted() {
+		typ, data, err := s.decode()
+		if err != nil {
+			break
+		}
+		if s.show(typ, data) {
+			return true
+		}
+		if s.ended {
 			return false
-		}
-		for s.qi < s.qn {
-			i := s.qi
-			s.qi++
-			if s.handle(&s.queue[i]) {
-				s.cur = i
-				return true
-			}
-			if s.ended {
-				return false
-			}
-		}
-		if s.parsed {
-			s.end(s.failure())
-			return false
-		}
-		if s.cur >= 0 {
-			s.kept, s.cur = s.queue[s.cur].event(), -1
-		}
-		s.qi, s.qn = 0, 0
-		if !s.parseMore() {
-			s.parsed = true
 		}
 	}
+	s.end(s.failure())
+	return false
 }
 
-// parseMore resumes the parsing coroutine until it has queued events or stopped. It reports
-// false when the coroutine has stopped, or when Close released the stream.
-func (s *Stream) parseMore() bool {
+// decode returns the next event from the decoder, unless Close released the stream.
+func (s *Stream) decode() (typ, data []byte, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.released {
-		return false
+		return nil, nil, io.EOF
 	}
-	_, ok := s.pull()
-	return ok
+	return s.dec.Next()
 }
 
 // interrupted reports whether the stream must stop: Close was called, or the caller's context
@@ -377,93 +313,84 @@ func (s *Stream) nextSynthetic() bool {
 		s.ended, s.finished = true, true
 		return false
 	}
-	s.kept, s.synth = s.synth[0], s.synth[1:]
-	switch s.kept.Type {
+	s.ev, s.synth = s.synth[0], s.synth[1:]
+	switch s.ev.Type {
 	case EventAnswer:
-		s.answer.WriteString(s.kept.Text)
+		s.answer.WriteString(s.ev.Text)
 	case EventEndpointResponse:
-		s.resp = s.kept.Response
+		s.resp = s.ev.Response
 	}
 	return true
 }
 
-// handle interprets one parsed event. It reports whether the event is shown to the caller;
-// when the event ends the stream it calls end.
-func (s *Stream) handle(q *queued) bool {
-	if !q.hasData {
-		// A block without a data field: the WHATWG rules do not dispatch it.
-		return false
+// eventType names an event by its "event" field.
+func eventType(typ []byte) EventType {
+	switch string(typ) {
+	case "", "message":
+		return EventMessage
+	case "answer":
+		return EventAnswer
+	case "endpoint_response":
+		return EventEndpointResponse
+	case "tool_call":
+		return EventToolCall
 	}
-	if EventType(q.typ) == EventAnswer {
-		// Decode straight into the answer: the event's text is the answer's new tail, which a
-		// strings.Builder never changes, so an encoded piece costs no allocation of its own.
-		start := s.answer.Len()
-		if !s.appendDecoded(q.data) {
-			s.answer.WriteString(q.data)
-			return true
-		}
-		q.text, q.decoded = s.answer.String()[start:], true
-		return true
+	return EventType(typ)
+}
+
+// show interprets one event. It reports whether the event is shown to the caller; when the
+// event ends the stream it calls end.
+func (s *Stream) show(typ, data []byte) bool {
+	s.rawPending = false
+	t := eventType(typ)
+	if t == EventAnswer {
+		return s.showAnswer(data)
 	}
-	data := decodePayload(q.data)
-	if len(data) != len(q.data) {
-		q.text, q.decoded = data, true
-	}
-	switch EventType(q.typ) {
-	case "", EventMessage:
-		if data == "[DONE]" {
+	raw := string(data)
+	s.ev = StreamEvent{Type: t, Data: decodePayload(raw), Raw: raw}
+	switch t {
+	case EventMessage:
+		if s.ev.Data == "[DONE]" {
 			s.drain()
 			s.end(nil)
 			return false
 		}
-		if msg, ok := strings.CutPrefix(data, "[ERROR]"); ok {
+		if msg, ok := strings.CutPrefix(s.ev.Data, "[ERROR]"); ok {
 			s.drain()
-			s.end(s.inBandError(msg, q.data))
+			s.end(s.inBandError(msg, raw))
 			return false
 		}
 	case EventEndpointResponse:
-		res, err := decodeResponse(data)
+		res, err := decodeResponse(s.ev.Data)
 		if err != nil {
-			s.end(fmt.Errorf("decode endpoint_response event: %w; data starts %q", err, shorten(data, 200)))
+			s.end(fmt.Errorf("decode endpoint_response event: %w; data starts %q", err, shorten(s.ev.Data, 200)))
 			return false
 		}
-		s.resp, q.resp = res, res
+		s.resp, s.ev.Response = res, res
 	}
 	return true
 }
 
-// appendDecoded appends the percent-decoded data to the answer and reports true, or reports
-// false and appends nothing when data is plain text. A short piece is checked and decoded in
-// one pass over a buffer on the stack.
-func (s *Stream) appendDecoded(data string) bool {
-	if strings.IndexByte(data, '%') < 0 {
+// showAnswer appends an answer piece, decoded, to the answer. The event's text is the
+// answer's new tail, which a strings.Builder never changes, so a piece costs no allocation.
+func (s *Stream) showAnswer(data []byte) bool {
+	start := s.answer.Len()
+	escapes, encoded := percentEncoded(data)
+	if n := len(data) - 2*escapes; n > s.maxAnswer-start {
+		s.end(&answerTooLargeError{max: s.maxAnswer})
 		return false
 	}
-	var buf [256]byte
-	if len(data) > len(buf) {
-		first, escapes, ok := percentEncoded(data)
-		if ok {
-			s.answer.Grow(len(data) - 2*escapes)
-			writeDecoded(&s.answer, data, first)
-		}
-		return ok
+	if encoded {
+		writeDecoded(&s.answer, data, escapes)
+		s.raw, s.rawPending = append(s.raw[:0], data...), true
+	} else {
+		s.answer.Write(data)
 	}
-	n := 0
-	for i := 0; i < len(data); i++ {
-		c := data[i]
-		if c == '%' {
-			if i+2 >= len(data) || !isHex(data[i+1]) || !isHex(data[i+2]) {
-				return false
-			}
-			c = unhex(data[i+1])<<4 | unhex(data[i+2])
-			i += 2
-		} else if !uriUnreserved[c] {
-			return false
-		}
-		buf[n] = c
-		n++
+	text := s.answer.String()[start:]
+	s.ev = StreamEvent{Type: EventAnswer, Text: text, Data: text}
+	if !encoded {
+		s.ev.Raw = text
 	}
-	s.answer.Write(buf[:n])
 	return true
 }
 
@@ -492,10 +419,10 @@ var errDrainTimeout = errors.New("the body did not end after the final event")
 // drain reads what is left of the body after the final [DONE] or [ERROR] event, up to maxDrain
 // bytes and for at most drainWait, so that the connection returns to the pool: an HTTP/1.1
 // connection whose body is closed before its end is closed with it, and the next request pays
-// a new connection (TCP and TLS handshakes). It runs on the goroutine of Next, while the parsing
-// coroutine is suspended; Close and the context end it as they end a read of Next.
+// a new connection (TCP and TLS handshakes). It runs on the goroutine of Next; Close and the
+// context end it as they end a read of Next.
 func (s *Stream) drain() {
-	if s.feed.err != nil || s.interrupted() {
+	if s.dec.Err() != nil || s.interrupted() {
 		return // the body has ended or failed already, or the stream is being stopped
 	}
 	fired := make(chan struct{})
@@ -529,6 +456,8 @@ func (s *Stream) inBandError(msg, raw string) error {
 // failure explains why the stream stopped without its final event.
 func (s *Stream) failure() error {
 	switch {
+	case s.concurrent.Load():
+		return errConcurrentNext
 	case s.closed.Load():
 		return &streamError{msg: "stream closed before its end", errs: []error{ErrStreamClosed}}
 	case s.parent.Err() != nil:
@@ -540,27 +469,32 @@ func (s *Stream) failure() error {
 	case s.idle != nil && s.idle.fired.Load():
 		return s.idle.err
 	}
-	err := s.feed.err
-	if errors.Is(s.parseErr, bufio.ErrTooLong) {
-		err = s.parseErr
-	}
-	var tooLarge *eventTooLargeError
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	err := s.dec.Err()
+	errs := []error{ErrStreamTruncated, io.ErrUnexpectedEOF}
 	switch {
-	case errors.As(err, &tooLarge):
-		return err
-	case errors.Is(err, bufio.ErrTooLong):
+	case err == eventstream.ErrTooLarge:
 		return &eventTooLargeError{max: s.maxEvent}
+	case err != io.EOF:
+		msg := fmt.Sprintf("stream truncated: reading the body failed after %d bytes, before [DONE] or [ERROR]: %v", s.dec.Read(), err)
+		return &streamError{msg: msg, errs: append(errs, err)}
 	}
-	return s.feed.truncated(s.parseErr)
+	msg := fmt.Sprintf("stream truncated: the body ended after %d bytes without [DONE] or [ERROR]", s.dec.Read())
+	if n := s.dec.Pending(); n > 0 {
+		msg += fmt.Sprintf(" (it ended inside an event; its %d bytes were discarded)", n)
+	}
+	return &streamError{msg: msg, errs: errs}
 }
 
-// end records how the stream ended and releases it. err is nil after [DONE].
+// end records how the stream ended and releases it. err is nil after [DONE]. Every ending of
+// a stream read by Next goes through here.
 func (s *Stream) end(err error) {
 	s.ended = true
-	if s.cur >= 0 {
-		s.kept, s.cur = s.queue[s.cur].event(), -1
+	if s.rawPending {
+		s.ev.Raw, s.rawPending = string(s.raw), false
 	}
-	s.queue = nil
+	s.raw = nil
 	if err == nil {
 		s.finished = true
 	} else {
@@ -571,7 +505,7 @@ func (s *Stream) end(err error) {
 	s.release()
 }
 
-// release frees everything the stream holds: the parsing coroutine, the timer, the body and
+// release frees everything the stream holds: the timer, the body, the decoder's buffers and
 // the context. It runs once, with s.mu held; it touches nothing that Next reads without the
 // lock.
 func (s *Stream) release() {
@@ -579,7 +513,6 @@ func (s *Stream) release() {
 		return
 	}
 	s.released = true
-	s.stopPull()
 	if s.idle != nil {
 		s.idle.stop()
 	}
@@ -589,22 +522,27 @@ func (s *Stream) release() {
 		<-s.afterDone // the context ended first: its AfterFunc closes the body
 	}
 	s.cancel(context.Canceled)
+	s.dec.Release()
 }
 
-// Current returns the event Next advanced to.
+// Current returns the event Next advanced to; after the end of the stream, the last one.
 func (s *Stream) Current() StreamEvent {
-	if s.cur >= 0 {
-		return s.queue[s.cur].event()
+	if s.rawPending {
+		s.ev.Raw, s.rawPending = string(s.raw), false
 	}
-	return s.kept
+	return s.ev
 }
 
 // Err returns why the stream ended: nil while it runs and after the final [DONE] event; an
 // *APIError (matching ErrUsageLimit and the other sentinels) after an [ERROR] event; an error
 // matching ErrStreamTruncated and io.ErrUnexpectedEOF when the body ended without either; the
-// context's error; an error naming WithStreamIdleTimeout or WithMaxEventSize; or one matching
-// ErrStreamClosed after Close.
+// context's error; an error naming WithStreamIdleTimeout, WithMaxEventSize or
+// WithMaxAnswerSize; one matching ErrStreamClosed after Close; or one saying that Next was
+// called from two goroutines at once.
 func (s *Stream) Err() error {
+	if s.concurrent.Load() {
+		return opError(s.op, errConcurrentNext)
+	}
 	if s.err != nil {
 		return s.err
 	}
@@ -693,6 +631,13 @@ type streamError struct {
 func (e *streamError) Error() string   { return e.msg }
 func (e *streamError) Unwrap() []error { return e.errs }
 
+// answerTooLargeError reports an answer longer than WithMaxAnswerSize allows.
+type answerTooLargeError struct{ max int }
+
+func (e *answerTooLargeError) Error() string {
+	return fmt.Sprintf("the answer is longer than %d bytes (raise the limit with WithMaxAnswerSize)", e.max)
+}
+
 // eventTooLargeError reports an event larger than WithMaxEventSize allows.
 type eventTooLargeError struct{ max int }
 
@@ -749,332 +694,6 @@ func (it *idleTimer) stop() {
 	}
 }
 
-// feeder sits between the body and go-sse. go-sse looks for the end of an event from the start
-// of the buffered event at every read, so an event that arrives in many small reads costs time
-// quadratic in its size. The feeder finds the ends of events itself, with one linear scan, and
-// hands go-sse only whole events: all those that fit in its buffer, or as much of a larger one as
-// the buffer holds (go-sse then doubles its buffer). Each event is thus scanned a bounded number
-// of times, and reaches go-sse as soon as its blank line has arrived.
-type feeder struct {
-	r     io.Reader
-	max   int
-	idle  *idleTimer
-	flush func() bool // called before a read of the body that may wait
-
-	buf        []byte
-	rpos, wpos int // buf[rpos:wpos] is read from the body and not yet handed to go-sse
-	scanned    int // buf[:scanned] is scanned
-
-	// The complete events in buf: segs[segHead:] are not yet (wholly) handed to go-sse;
-	// segs[runFrom:runTo] are the events whose ends the last Read handed over, of which go-sse
-	// has yielded runYields so far. segs is cleared when the body is read again.
-	segs           []segment
-	segHead        int
-	runFrom, runTo int
-	runYields      int
-	sawEvent       bool // an event's end has been found
-
-	// scanning state
-	segStart  int  // where the event being scanned starts (just after the previous one)
-	midLine   bool // inside a line (false at the start of a line)
-	pendingCR bool // the last line ended with CR: a LF right after it belongs to it
-	content   bool // the event being scanned has a non-blank line
-
-	total   int64 // bytes read from the body
-	err     error // the body's error (io.EOF at its end), or an event over the limit
-	empties int
-}
-
-// segment is a complete event in the feeder's buffer: buf[start:end]. Blank lines before an
-// event belong to it.
-type segment struct {
-	start, end int
-	first      bool // the first event of the stream, where go-sse strips a byte order mark
-}
-
-const feederMinBuf = 4096
-
-// errStopped stops go-sse when the stream is released while the parser waits.
-var errStopped = errors.New("stream released")
-
-// Read hands go-sse the complete events that p holds whole, or the start (or rest) of one that
-// does not fit.
-func (f *feeder) Read(p []byte) (int, error) {
-	for f.segHead == len(f.segs) {
-		if f.err != nil {
-			return 0, f.err
-		}
-		if f.flush != nil && !f.flush() {
-			return 0, errStopped
-		}
-		f.fill()
-	}
-	from := f.segHead
-	if f.segs[from].end-f.rpos <= len(p) {
-		// As many whole events as p holds.
-		for f.segHead+1 < len(f.segs) && f.segs[f.segHead+1].end-f.rpos <= len(p) {
-			f.segHead++
-		}
-	}
-	end := f.segs[f.segHead].end
-	n := copy(p, f.buf[f.rpos:end])
-	f.rpos += n
-	if f.rpos == end {
-		f.segHead++
-		f.runFrom, f.runTo, f.runYields = from, f.segHead, 0
-	}
-	return n, nil
-}
-
-// fill reads from the body once. It is called when no complete event is buffered, so
-// buf[rpos:wpos] is the start of an incomplete event.
-func (f *feeder) fill() {
-	f.segs, f.segHead = f.segs[:0], 0
-	f.runFrom, f.runTo = 0, 0
-	if f.rpos > 0 {
-		n := copy(f.buf, f.buf[f.rpos:f.wpos])
-		d := f.rpos
-		f.rpos, f.wpos = 0, n
-		f.scanned -= d
-		f.segStart -= d
-	}
-	if f.wpos == len(f.buf) {
-		size := max(2*len(f.buf), feederMinBuf)
-		if size > f.max+1 && f.max+1 > len(f.buf) {
-			size = f.max + 1
-		}
-		nb := make([]byte, size)
-		copy(nb, f.buf[:f.wpos])
-		f.buf = nb
-	}
-	if f.idle != nil {
-		f.idle.arm()
-	}
-	n, err := f.r.Read(f.buf[f.wpos:])
-	if f.idle != nil {
-		f.idle.disarm()
-	}
-	if n > 0 {
-		f.empties = 0
-		f.wpos += n
-		f.total += int64(n)
-		f.scan()
-	}
-	switch {
-	case err != nil:
-		if f.err == nil {
-			f.err = err
-		}
-	case n == 0:
-		if f.empties++; f.empties > 100 {
-			f.err = io.ErrNoProgress
-		}
-	}
-}
-
-// scan finds the ends of events in buf[scanned:wpos]. Lines end with CR, LF or CRLF; an event
-// ends with a blank line after a non-blank one.
-func (f *feeder) scan() {
-	buf := f.buf[:f.wpos]
-	if !f.pendingCR && bytes.IndexByte(buf[f.scanned:], '\r') < 0 {
-		f.scanLF(buf)
-	} else {
-		f.scanAny(buf)
-	}
-	f.scanned = len(buf)
-	if len(buf)-f.segStart > f.max && f.err == nil {
-		f.err = &eventTooLargeError{max: f.max}
-	}
-}
-
-// scanLF scans bytes without CR: an event ends at "\n\n", found with bytes.Index.
-func (f *feeder) scanLF(buf []byte) {
-	for i := f.scanned; i < len(buf); {
-		if !f.midLine {
-			if buf[i] == '\n' { // a blank line
-				if f.content && !f.boundary(i+1) {
-					return
-				}
-				i++
-				continue
-			}
-			f.midLine, f.content = true, true
-		}
-		// Inside a non-blank line: every LF before the first "\n\n" ends a non-blank line.
-		e := indexLFLF(buf, i) // the LF that ends the event's last line
-		if e < 0 {
-			f.midLine = buf[len(buf)-1] != '\n'
-			return
-		}
-		if !f.boundary(e + 2) {
-			return
-		}
-		f.midLine = false
-		i = e + 2
-	}
-}
-
-// indexLFLF returns the index of the first "\n\n" in buf[i:], or -1. A short event is found by a
-// plain loop; a long one with IndexByte.
-func indexLFLF(buf []byte, i int) int {
-	for short := min(i+64, len(buf)-1); i < short; i++ {
-		if buf[i] == '\n' && buf[i+1] == '\n' {
-			return i
-		}
-	}
-	for {
-		k := bytes.IndexByte(buf[i:], '\n')
-		if k < 0 || i+k+1 >= len(buf) {
-			return -1
-		}
-		if i += k; buf[i+1] == '\n' {
-			return i
-		}
-		i++
-	}
-}
-
-// scanAny scans bytes line by line, for streams with CR or CRLF line ends.
-func (f *feeder) scanAny(buf []byte) {
-	for i := f.scanned; i < len(buf); {
-		j := lineEnd(buf, i)
-		if j > i {
-			f.midLine, f.pendingCR, f.content = true, false, true
-			if j == len(buf) {
-				return
-			}
-		}
-		c := buf[j]
-		if c == '\n' && f.pendingCR {
-			f.pendingCR = false
-			i = j + 1
-			continue
-		}
-		if !f.midLine {
-			if f.content && !f.boundary(j+1) {
-				return
-			}
-		} else {
-			f.midLine = false
-		}
-		f.pendingCR = c == '\r'
-		i = j + 1
-	}
-}
-
-// boundary records an event that ends just before end. It reports false when the event is over
-// the limit.
-func (f *feeder) boundary(end int) bool {
-	if end-f.segStart > f.max {
-		f.err = &eventTooLargeError{max: f.max}
-		return false
-	}
-	f.segs = append(f.segs, segment{start: f.segStart, end: end, first: !f.sawEvent})
-	f.sawEvent = true
-	f.segStart = end
-	f.content = false
-	return true
-}
-
-// emptyEventHasData tells, for an event with empty data that go-sse has just yielded, whether its
-// block has a data field: go-sse yields an empty event both for "data:" and for a block with no
-// data field at all ("event: x"), which the WHATWG rules do not dispatch. The event is the
-// runYields-th that go-sse yielded from the events the last Read handed over; the blocks that
-// go-sse yields for are found with its own rules. It runs only for empty events.
-func (f *feeder) emptyEventHasData() bool {
-	k := f.runYields
-	for _, sg := range f.segs[f.runFrom:f.runTo] {
-		yields, hasData := f.fields(sg)
-		if yields {
-			if k--; k == 0 {
-				return hasData
-			}
-		}
-	}
-	return true // not found: show the event rather than lose it
-}
-
-// fields reads an event's fields as go-sse does, and reports whether go-sse yields it (it has a
-// data or event field, or an id field without NUL) and whether it has a data field.
-func (f *feeder) fields(sg segment) (yields, hasData bool) {
-	b := f.buf[sg.start:sg.end]
-	first := sg.first
-	for len(b) > 0 {
-		j := lineEnd(b, 0)
-		if line := b[:j]; len(line) > 0 {
-			if first {
-				line, first = bytes.TrimPrefix(line, []byte("\xEF\xBB\xBF")), false
-			}
-			name, value := line, []byte(nil)
-			if c := bytes.IndexByte(line, ':'); c > 5 {
-				name = nil // go-sse skips a line whose colon comes after the longest field name
-			} else if c >= 0 {
-				name, value = line[:c], line[c+1:]
-			}
-			switch string(name) {
-			case "data":
-				return true, true
-			case "event":
-				yields = true
-			case "id":
-				yields = yields || bytes.IndexByte(value, 0) < 0
-			}
-		}
-		if j == len(b) {
-			break
-		}
-		if b[j] == '\r' && j+1 < len(b) && b[j+1] == '\n' {
-			j++
-		}
-		b = b[j+1:]
-	}
-	return yields, false
-}
-
-// lineEnd returns the index of the first CR or LF in buf[i:], or len(buf). Short lines are
-// scanned byte by byte; the rest of a long line with IndexByte, so each byte is looked at no
-// more than twice.
-func lineEnd(buf []byte, i int) int {
-	short := min(i+32, len(buf))
-	for k := i; k < short; k++ {
-		if c := buf[k]; c == '\n' || c == '\r' {
-			return k
-		}
-	}
-	rest := buf[short:]
-	if k := bytes.IndexByte(rest, '\n'); k >= 0 {
-		rest = rest[:k]
-	}
-	if k := bytes.IndexByte(rest, '\r'); k >= 0 {
-		return short + k
-	}
-	return short + len(rest)
-}
-
-// truncated is the error of a body that ended, or failed, before the final event. parseErr
-// is the error go-sse stopped with, nil at a clean end of the body.
-func (f *feeder) truncated(parseErr error) error {
-	errs := []error{ErrStreamTruncated, io.ErrUnexpectedEOF}
-	readErr := f.err
-	if readErr == io.EOF {
-		readErr = nil
-	}
-	if readErr == nil && parseErr != nil && parseErr != io.EOF {
-		readErr = parseErr
-	}
-	var msg string
-	if readErr != nil {
-		errs = append(errs, readErr)
-		msg = fmt.Sprintf("stream truncated: reading the body failed after %d bytes, before [DONE] or [ERROR]: %v", f.total, readErr)
-	} else {
-		msg = fmt.Sprintf("stream truncated: the body ended after %d bytes without [DONE] or [ERROR]", f.total)
-		if f.content {
-			msg += fmt.Sprintf(" (it ended inside an event; its %d bytes were discarded)", f.wpos-f.segStart)
-		}
-	}
-	return &streamError{msg: msg, errs: errs}
-}
-
 // uriUnreserved marks the bytes JavaScript's encodeURIComponent leaves as they are.
 var uriUnreserved = func() (t [256]bool) {
 	for c := 'A'; c <= 'Z'; c++ {
@@ -1097,55 +716,45 @@ var uriUnreserved = func() (t [256]bool) {
 // returned as it is. A payload without '%' is returned without allocating; an encoded one costs
 // one allocation. The result is what url.PathUnescape returns.
 func decodePayload(s string) string {
-	first, escapes, ok := percentEncoded(s)
+	escapes, ok := percentEncoded(s)
 	if !ok {
 		return s
 	}
 	var b strings.Builder
-	b.Grow(len(s) - 2*escapes)
-	writeDecoded(&b, s, first)
+	writeDecoded(&b, s, escapes)
 	return b.String()
 }
 
-// percentEncoded reports whether s is percent-encoded text to decode: it has a '%' (the first
-// at first), and only unreserved bytes and valid escapes (escapes of them).
-func percentEncoded(s string) (first, escapes int, ok bool) {
-	first = strings.IndexByte(s, '%')
-	if first < 0 {
-		return 0, 0, false
-	}
+// percentEncoded reports whether s is percent-encoded text to decode: it has a '%', and only
+// unreserved bytes and valid escapes, of which it counts the escapes.
+func percentEncoded[T string | []byte](s T) (escapes int, ok bool) {
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		if c == '%' {
 			if i+2 >= len(s) || !isHex(s[i+1]) || !isHex(s[i+2]) {
-				return 0, 0, false
+				return 0, false
 			}
 			escapes++
 			i += 2
 			continue
 		}
 		if !uriUnreserved[c] {
-			return 0, 0, false
+			return 0, false
 		}
 	}
-	return first, escapes, true
+	return escapes, escapes > 0
 }
 
-// writeDecoded writes s, which percentEncoded accepted, decoded to b.
-func writeDecoded(b *strings.Builder, s string, first int) {
-	b.WriteString(s[:first])
-	for i := first; i < len(s); {
-		if s[i] == '%' {
-			b.WriteByte(unhex(s[i+1])<<4 | unhex(s[i+2]))
-			i += 3
-			continue
+// writeDecoded writes s, which percentEncoded accepted with its escapes, decoded to b.
+func writeDecoded[T string | []byte](b *strings.Builder, s T, escapes int) {
+	b.Grow(len(s) - 2*escapes)
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c == '%' {
+			c = unhex(s[i+1])<<4 | unhex(s[i+2])
+			i += 2
 		}
-		j := strings.IndexByte(s[i:], '%')
-		if j < 0 {
-			j = len(s) - i
-		}
-		b.WriteString(s[i : i+j])
-		i += j
+		b.WriteByte(c)
 	}
 }
 
