@@ -131,73 +131,65 @@ func (c *Client) openStream(ctx context.Context, op string, cfg *config, r reque
 
 // Stream is a streamed answer. Next advances it one event at a time; Close releases it.
 //
+// Stream is a streamed answer. Next advances it one event at a time; Close releases it.
+//
 // Next, Current, Err, Answer, Response, Text and Final belong to one goroutine at a time: a
 // Next called while another runs ends the stream with an error saying so. Close may be called
 // from any goroutine, any number of times: it ends a Next that is waiting for data at once. The
-// stream also releases its connection and its buffers by itself when it ends.
+// stream releases its connection and buffers by itself when it ends.
 type Stream struct {
 	op     string
 	status int
 
-	// mu guards the decoder and the resources: Next holds it while the decoder runs (and may
-	// wait for the body), Close while it releases them.
-	mu       sync.Mutex
-	released bool // the connection, buffers and timer are released (under mu)
-	dec      *eventstream.Decoder
-
+	// mu guards the decoder and released: Next holds it while the decoder reads, Close while
+	// it releases the stream.
+	mu         sync.Mutex
+	released   bool
+	dec        *eventstream.Decoder
 	reading    atomic.Bool // a Next is running
 	concurrent atomic.Bool // a Next was called while another ran
 
-	// The fields below belong to the goroutine that calls Next.
-	ended    bool  // Next returns false from now on
-	finished bool  // the final [DONE] event arrived
-	err      error // why the stream ended, wrapped with op; nil after [DONE]
+	// Owned by the goroutine that calls Next. The Raw of a percent-encoded answer piece is
+	// made by Current from raw, so that Next allocates nothing for an answer piece.
+	ended, finished bool  // Next returns false from now on; the final [DONE] arrived
+	err             error // why the stream ended, wrapped with op; nil after [DONE]
+	ev              StreamEvent
+	raw             []byte
+	rawPending      bool
+	answer          strings.Builder
+	resp            *QueryResponse
+	synth           []StreamEvent // the events of a finished stream (a JSON answer)
 
-	// The current event. The Raw of a percent-encoded answer piece is built by Current from
-	// raw, so that an answer piece costs no allocation.
-	ev         StreamEvent
-	raw        []byte
-	rawPending bool
-	answer     strings.Builder
-	maxAnswer  int
-	resp       *QueryResponse
-
-	// synthetic events of a finished stream (a JSON answer to a streaming request)
-	synth []StreamEvent
-
-	// the event stream
-	parent    context.Context
-	done      <-chan struct{} // parent.Done()
-	cancel    context.CancelCauseFunc
-	ctxDone   atomic.Bool // the stream's context ended: parent cancelled, idle, or Close
-	closed    atomic.Bool // Close was called
-	stopAfter func() bool
-	afterDone chan struct{}
-	body      io.ReadCloser
-	idle      *idleTimer
-	maxEvent  int
-	drainWait time.Duration // the bound of drain
+	parent, ctx context.Context // the caller's context, and the request's derived from it
+	done        <-chan struct{} // parent.Done()
+	cancel      context.CancelCauseFunc
+	ctxDone     atomic.Bool // ctx ended: parent cancelled, idle, Close or misuse
+	closed      atomic.Bool // Close was called
+	stopAfter   func() bool
+	afterDone   chan struct{}
+	body        io.ReadCloser
+	idle        *time.Timer // cancels ctx when a read waits longer than the idle timeout
+	idleErr     error
+	maxEvent    int
+	maxAnswer   int
+	drainWait   time.Duration
 }
 
 // newStream wraps the body of an event stream. sctx is the request's context, derived from
 // parent; cancel cancels it (and with it the body).
 func newStream(parent, sctx context.Context, cancel context.CancelCauseFunc, op string, status int, body io.ReadCloser, cfg *config) *Stream {
-	s := &Stream{
-		op:        op,
-		status:    status,
-		parent:    parent,
-		done:      parent.Done(),
-		cancel:    cancel,
-		body:      body,
-		maxEvent:  cfg.maxEventSize,
-		maxAnswer: cfg.maxAnswerSize,
-		afterDone: make(chan struct{}),
-	}
+	s := &Stream{op: op, status: status, parent: parent, ctx: sctx, done: parent.Done(), cancel: cancel,
+		body: body, maxEvent: cfg.maxEventSize, maxAnswer: cfg.maxAnswerSize, afterDone: make(chan struct{})}
 	if s.maxAnswer <= 0 {
 		s.maxAnswer = DefaultMaxAnswerSize
 	}
-	if cfg.streamIdleTimeout > 0 {
-		s.idle = newIdleTimer(cfg.streamIdleTimeout, func(err error) { cancel(err) })
+	read := timedReader{r: body, d: cfg.streamIdleTimeout}
+	if d := cfg.streamIdleTimeout; d > 0 {
+		s.idleErr = &streamError{msg: fmt.Sprintf("no data arrived for %v, the stream stalled (WithStreamIdleTimeout)", d),
+			errs: []error{context.DeadlineExceeded}}
+		s.idle = time.AfterFunc(time.Hour, func() { cancel(s.idleErr) })
+		s.idle.Stop()
+		read.t = s.idle
 	}
 	s.drainWait = cfg.drainTimeout
 	if s.drainWait <= 0 {
@@ -206,7 +198,7 @@ func newStream(parent, sctx context.Context, cancel context.CancelCauseFunc, op 
 			s.drainWait = min(s.drainWait, cfg.streamIdleTimeout)
 		}
 	}
-	s.dec = eventstream.NewDecoder(timedReader{body, s.idle}, cfg.maxEventSize)
+	s.dec = eventstream.NewDecoder(read, cfg.maxEventSize)
 	// Closing the body ends a Read that is waiting for data even when the transport does not
 	// tie the body to the request's context.
 	s.stopAfter = context.AfterFunc(sctx, func() {
@@ -217,18 +209,19 @@ func newStream(parent, sctx context.Context, cancel context.CancelCauseFunc, op 
 	return s
 }
 
-// timedReader runs the idle timer while a read of the body waits.
+// timedReader runs the idle timer t while a read waits.
 type timedReader struct {
-	r    io.Reader
-	idle *idleTimer
+	r io.Reader
+	t *time.Timer
+	d time.Duration
 }
 
 func (t timedReader) Read(p []byte) (int, error) {
-	if t.idle == nil {
+	if t.t == nil {
 		return t.r.Read(p)
 	}
-	t.idle.arm()
-	defer t.idle.disarm()
+	t.t.Reset(t.d)
+	defer t.t.Stop()
 	return t.r.Read(p)
 }
 
@@ -243,8 +236,10 @@ func finishedStream(op string, status int, res *QueryResponse) *Stream {
 	return s
 }
 
-// errConcurrentNext ends a stream whose Next was called while another Next ran.
-var errConcurrentNext = errors.New("Next called concurrently from two goroutines (a stream has one reader)")
+var (
+	errConcurrentNext = errors.New("Next called while another Next ran: a stream has one reader at a time")
+	errClosed         = &streamError{msg: "stream closed before its end", errs: []error{ErrStreamClosed}}
+)
 
 // Next advances to the next event and reports whether there is one; read it with Current.
 // Next returns false when the stream ends: after the final [DONE] event (Err is nil), or on
@@ -253,22 +248,22 @@ var errConcurrentNext = errors.New("Next called concurrently from two goroutines
 // shown as events.
 func (s *Stream) Next() bool {
 	if !s.reading.CompareAndSwap(false, true) {
-		s.concurrent.Store(true)
-		if s.cancel != nil {
+		if s.concurrent.Store(true); s.cancel != nil {
 			s.cancel(errConcurrentNext) // ends the other Next's read
 		}
 		return false
 	}
 	defer s.reading.Store(false)
-	if s.ended {
+	switch {
+	case s.ended:
 		return false
-	}
-	if s.synth != nil {
+	case s.synth != nil:
 		return s.nextSynthetic()
 	}
+	var err error
 	for !s.interrupted() {
-		typ, data, err := s.decode()
-		if err != nil {
+		var typ, data []byte
+		if typ, data, err = s.decode(); err != nil {
 			break
 		}
 		if s.show(typ, data) {
@@ -278,11 +273,11 @@ func (s *Stream) Next() bool {
 			return false
 		}
 	}
-	s.end(s.failure())
+	s.end(s.failure(err))
 	return false
 }
 
-// decode returns the next event from the decoder, unless Close released the stream.
+// decode returns the next event of the body, unless Close released the stream.
 func (s *Stream) decode() (typ, data []byte, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -292,8 +287,8 @@ func (s *Stream) decode() (typ, data []byte, err error) {
 	return s.dec.Next()
 }
 
-// interrupted reports whether the stream must stop: Close was called, or the caller's context
-// ended, or the idle timer fired.
+// interrupted reports whether Close, the caller's context, the idle timer or a misuse ended
+// the stream.
 func (s *Stream) interrupted() bool {
 	select {
 	case <-s.done:
@@ -304,80 +299,67 @@ func (s *Stream) interrupted() bool {
 }
 
 func (s *Stream) nextSynthetic() bool {
-	if s.closed.Load() {
-		s.ended = true
-		return false
-	}
-	if len(s.synth) == 0 {
-		s.synth = nil
-		s.ended, s.finished = true, true
+	if s.closed.Load() || len(s.synth) == 0 {
+		s.synth, s.ended, s.finished = nil, true, !s.closed.Load()
 		return false
 	}
 	s.ev, s.synth = s.synth[0], s.synth[1:]
-	switch s.ev.Type {
-	case EventAnswer:
+	if s.ev.Type == EventAnswer {
 		s.answer.WriteString(s.ev.Text)
-	case EventEndpointResponse:
+	}
+	if s.ev.Response != nil {
 		s.resp = s.ev.Response
 	}
 	return true
 }
 
-// eventType names an event by its "event" field.
-func eventType(typ []byte) EventType {
-	switch string(typ) {
-	case "", "message":
-		return EventMessage
-	case "answer":
-		return EventAnswer
-	case "endpoint_response":
-		return EventEndpointResponse
-	case "tool_call":
-		return EventToolCall
-	}
-	return EventType(typ)
-}
-
-// show interprets one event. It reports whether the event is shown to the caller; when the
-// event ends the stream it calls end.
+// show interprets one event. It reports whether the event is shown to the caller; an event
+// that ends the stream calls end.
 func (s *Stream) show(typ, data []byte) bool {
 	s.rawPending = false
-	t := eventType(typ)
-	if t == EventAnswer {
+	var t EventType
+	switch string(typ) { // the known names cost no allocation
+	case "", "message":
+		t = EventMessage
+	case "answer":
 		return s.showAnswer(data)
+	case "endpoint_response":
+		t = EventEndpointResponse
+	case "tool_call":
+		t = EventToolCall
+	default:
+		t = EventType(typ)
 	}
 	raw := string(data)
-	s.ev = StreamEvent{Type: t, Data: decodePayload(raw), Raw: raw}
-	switch t {
-	case EventMessage:
-		if s.ev.Data == "[DONE]" {
-			s.drain()
-			s.end(nil)
+	ev := StreamEvent{Type: t, Data: decodePayload(raw), Raw: raw}
+	switch {
+	case t == EventMessage && ev.Data == "[DONE]":
+		s.drain()
+		s.end(nil)
+		return false
+	case t == EventMessage && strings.HasPrefix(ev.Data, "[ERROR]"):
+		s.drain()
+		s.end(s.inBandError(ev.Data[len("[ERROR]"):], raw))
+		return false
+	case t == EventEndpointResponse:
+		var res QueryResponse
+		if err := decodeOwnedJSON([]byte(ev.Data), &res); err != nil {
+			s.end(fmt.Errorf("decode endpoint_response event: %w; data starts %q", err, shorten(ev.Data, 200)))
 			return false
 		}
-		if msg, ok := strings.CutPrefix(s.ev.Data, "[ERROR]"); ok {
-			s.drain()
-			s.end(s.inBandError(msg, raw))
-			return false
-		}
-	case EventEndpointResponse:
-		res, err := decodeResponse(s.ev.Data)
-		if err != nil {
-			s.end(fmt.Errorf("decode endpoint_response event: %w; data starts %q", err, shorten(s.ev.Data, 200)))
-			return false
-		}
-		s.resp, s.ev.Response = res, res
+		s.resp, ev.Response = &res, &res
 	}
+	s.ev = ev
 	return true
 }
 
-// showAnswer appends an answer piece, decoded, to the answer. The event's text is the
-// answer's new tail, which a strings.Builder never changes, so a piece costs no allocation.
+// showAnswer appends an answer piece, decoded, to the answer; the event's text is the answer's
+// new tail, which a strings.Builder never changes.
 func (s *Stream) showAnswer(data []byte) bool {
 	start := s.answer.Len()
 	escapes, encoded := percentEncoded(data)
-	if n := len(data) - 2*escapes; n > s.maxAnswer-start {
-		s.end(&answerTooLargeError{max: s.maxAnswer})
+	if len(data)-2*escapes > s.maxAnswer-start {
+		s.end(fmt.Errorf("the answer is longer than %d bytes (raise the limit with WithMaxAnswerSize)", s.maxAnswer))
 		return false
 	}
 	if encoded {
@@ -392,16 +374,6 @@ func (s *Stream) showAnswer(data []byte) bool {
 		s.ev.Raw = text
 	}
 	return true
-}
-
-// decodeResponse decodes the JSON object of an endpoint_response, in one scan: the bytes are a
-// copy the response keeps as its Raw.
-func decodeResponse(data string) (*QueryResponse, error) {
-	var res QueryResponse
-	if err := decodeOwnedJSON([]byte(data), &res); err != nil {
-		return nil, err
-	}
-	return &res, nil
 }
 
 const (
@@ -419,8 +391,7 @@ var errDrainTimeout = errors.New("the body did not end after the final event")
 // drain reads what is left of the body after the final [DONE] or [ERROR] event, up to maxDrain
 // bytes and for at most drainWait, so that the connection returns to the pool: an HTTP/1.1
 // connection whose body is closed before its end is closed with it, and the next request pays
-// a new connection (TCP and TLS handshakes). It runs on the goroutine of Next; Close and the
-// context end it as they end a read of Next.
+// a new connection. Close and the context end it as they end a read of Next.
 func (s *Stream) drain() {
 	if s.dec.Err() != nil || s.interrupted() {
 		return // the body has ended or failed already, or the stream is being stopped
@@ -433,8 +404,7 @@ func (s *Stream) drain() {
 	buf := make([]byte, 512)
 	for n, reads := 0, 0; n <= maxDrain && reads < 64; reads++ {
 		m, err := s.body.Read(buf)
-		n += m
-		if err != nil {
+		if n += m; err != nil {
 			break
 		}
 	}
@@ -453,32 +423,29 @@ func (s *Stream) inBandError(msg, raw string) error {
 	return e
 }
 
-// failure explains why the stream stopped without its final event.
-func (s *Stream) failure() error {
+// failure explains why the stream stopped without its final event; err is the decoder's.
+func (s *Stream) failure(err error) error {
 	switch {
 	case s.concurrent.Load():
 		return errConcurrentNext
 	case s.closed.Load():
-		return &streamError{msg: "stream closed before its end", errs: []error{ErrStreamClosed}}
+		return errClosed
 	case s.parent.Err() != nil:
-		err := s.parent.Err()
-		if cause := context.Cause(s.parent); cause != nil && cause != err {
-			return fmt.Errorf("stream interrupted: %w (%w)", err, cause)
+		if cause := context.Cause(s.parent); cause != s.parent.Err() {
+			return fmt.Errorf("stream interrupted: %w (%w)", s.parent.Err(), cause)
 		}
-		return fmt.Errorf("stream interrupted: %w", err)
-	case s.idle != nil && s.idle.fired.Load():
-		return s.idle.err
+		return fmt.Errorf("stream interrupted: %w", s.parent.Err())
+	case s.idle != nil && context.Cause(s.ctx) == s.idleErr:
+		return s.idleErr
+	case err == eventstream.ErrTooLarge:
+		return fmt.Errorf("an event is larger than %d bytes (raise the limit with WithMaxEventSize)", s.maxEvent)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	err := s.dec.Err()
 	errs := []error{ErrStreamTruncated, io.ErrUnexpectedEOF}
-	switch {
-	case err == eventstream.ErrTooLarge:
-		return &eventTooLargeError{max: s.maxEvent}
-	case err != io.EOF:
-		msg := fmt.Sprintf("stream truncated: reading the body failed after %d bytes, before [DONE] or [ERROR]: %v", s.dec.Read(), err)
-		return &streamError{msg: msg, errs: append(errs, err)}
+	if err != nil && err != io.EOF {
+		return &streamError{errs: append(errs, err), msg: fmt.Sprintf(
+			"stream truncated: reading the body failed after %d bytes, before [DONE] or [ERROR]: %v", s.dec.Read(), err)}
 	}
 	msg := fmt.Sprintf("stream truncated: the body ended after %d bytes without [DONE] or [ERROR]", s.dec.Read())
 	if n := s.dec.Pending(); n > 0 {
@@ -487,8 +454,8 @@ func (s *Stream) failure() error {
 	return &streamError{msg: msg, errs: errs}
 }
 
-// end records how the stream ended and releases it. err is nil after [DONE]. Every ending of
-// a stream read by Next goes through here.
+// end records how the stream ended (err is nil after [DONE]) and releases it. Every ending of
+// a stream that Next reads comes here.
 func (s *Stream) end(err error) {
 	s.ended = true
 	if s.rawPending {
@@ -505,16 +472,15 @@ func (s *Stream) end(err error) {
 	s.release()
 }
 
-// release frees everything the stream holds: the timer, the body, the decoder's buffers and
-// the context. It runs once, with s.mu held; it touches nothing that Next reads without the
-// lock.
+// release frees the timer, the body, the context and the decoder's buffers, once, with s.mu
+// held. It touches nothing that Next reads without the lock.
 func (s *Stream) release() {
 	if s.released {
 		return
 	}
 	s.released = true
 	if s.idle != nil {
-		s.idle.stop()
+		s.idle.Stop()
 	}
 	if s.stopAfter() {
 		s.body.Close()
@@ -525,7 +491,7 @@ func (s *Stream) release() {
 	s.dec.Release()
 }
 
-// Current returns the event Next advanced to; after the end of the stream, the last one.
+// Current returns the event Next advanced to; once the stream has ended, the last one.
 func (s *Stream) Current() StreamEvent {
 	if s.rawPending {
 		s.ev.Raw, s.rawPending = string(s.raw), false
@@ -538,18 +504,15 @@ func (s *Stream) Current() StreamEvent {
 // matching ErrStreamTruncated and io.ErrUnexpectedEOF when the body ended without either; the
 // context's error; an error naming WithStreamIdleTimeout, WithMaxEventSize or
 // WithMaxAnswerSize; one matching ErrStreamClosed after Close; or one saying that Next was
-// called from two goroutines at once.
+// called while another Next ran.
 func (s *Stream) Err() error {
-	if s.concurrent.Load() {
+	switch {
+	case s.concurrent.Load():
 		return opError(s.op, errConcurrentNext)
+	case s.err == nil && !s.finished && s.closed.Load():
+		return opError(s.op, errClosed)
 	}
-	if s.err != nil {
-		return s.err
-	}
-	if !s.finished && s.closed.Load() {
-		return opError(s.op, &streamError{msg: "stream closed before its end", errs: []error{ErrStreamClosed}})
-	}
-	return nil
+	return s.err
 }
 
 // Answer returns the answer text joined from the EventAnswer events read so far.
@@ -631,90 +594,10 @@ type streamError struct {
 func (e *streamError) Error() string   { return e.msg }
 func (e *streamError) Unwrap() []error { return e.errs }
 
-// answerTooLargeError reports an answer longer than WithMaxAnswerSize allows.
-type answerTooLargeError struct{ max int }
-
-func (e *answerTooLargeError) Error() string {
-	return fmt.Sprintf("the answer is longer than %d bytes (raise the limit with WithMaxAnswerSize)", e.max)
-}
-
-// eventTooLargeError reports an event larger than WithMaxEventSize allows.
-type eventTooLargeError struct{ max int }
-
-func (e *eventTooLargeError) Error() string {
-	return fmt.Sprintf("an event is larger than %d bytes (raise the limit with WithMaxEventSize)", e.max)
-}
-
-// idleTimer fails a stream that waits longer than d for its body to deliver a byte. It runs
-// only while a read is waiting.
-type idleTimer struct {
-	d       time.Duration
-	t       *time.Timer
-	err     error
-	fired   atomic.Bool
-	started bool          // a disarm found that the timer had fired
-	done    chan struct{} // closed when the timer's function has run
-	once    sync.Once
-}
-
-func newIdleTimer(d time.Duration, fail func(error)) *idleTimer {
-	it := &idleTimer{
-		d:    d,
-		done: make(chan struct{}),
-		err: &streamError{
-			msg:  fmt.Sprintf("no data arrived for %v, the stream stalled (WithStreamIdleTimeout)", d),
-			errs: []error{context.DeadlineExceeded},
-		},
-	}
-	it.t = time.AfterFunc(time.Hour, func() {
-		it.fired.Store(true)
-		fail(it.err)
-		it.once.Do(func() { close(it.done) })
-	})
-	it.t.Stop()
-	return it
-}
-
-// arm starts the timer before a read; disarm stops it after the read. Both run on the
-// goroutine that reads the stream, as does stop.
-func (it *idleTimer) arm() { it.t.Reset(it.d) }
-
-func (it *idleTimer) disarm() {
-	if !it.t.Stop() {
-		it.started = true // the timer fired during the read: its function has started
-	}
-}
-
-// stop stops the timer for good; when the timer fired, it waits for the timer's function to
-// return, so that nothing of the stream outlives it.
-func (it *idleTimer) stop() {
-	it.t.Stop()
-	if it.started {
-		<-it.done
-	}
-}
-
-// uriUnreserved marks the bytes JavaScript's encodeURIComponent leaves as they are.
-var uriUnreserved = func() (t [256]bool) {
-	for c := 'A'; c <= 'Z'; c++ {
-		t[c] = true
-	}
-	for c := 'a'; c <= 'z'; c++ {
-		t[c] = true
-	}
-	for c := '0'; c <= '9'; c++ {
-		t[c] = true
-	}
-	for _, c := range "-_.!~*'()" {
-		t[c] = true
-	}
-	return t
-}()
-
 // decodePayload decodes a payload percent-encoded by encodeURIComponent: one made only of
 // A-Z a-z 0-9 - _ . ! ~ * ' ( ) and valid %XX escapes. Any other payload is plain text and is
-// returned as it is. A payload without '%' is returned without allocating; an encoded one costs
-// one allocation. The result is what url.PathUnescape returns.
+// returned as it is, without allocating; an encoded one costs one allocation. The result is
+// what url.PathUnescape returns.
 func decodePayload(s string) string {
 	escapes, ok := percentEncoded(s)
 	if !ok {
@@ -729,16 +612,11 @@ func decodePayload(s string) string {
 // unreserved bytes and valid escapes, of which it counts the escapes.
 func percentEncoded[T string | []byte](s T) (escapes int, ok bool) {
 	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c == '%' {
-			if i+2 >= len(s) || !isHex(s[i+1]) || !isHex(s[i+2]) {
-				return 0, false
-			}
-			escapes++
-			i += 2
-			continue
-		}
-		if !uriUnreserved[c] {
+		switch c := s[i]; {
+		case c == '%' && i+2 < len(s) && unhex(s[i+1]) < 16 && unhex(s[i+2]) < 16:
+			escapes, i = escapes+1, i+2
+		case c == '%' || !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
+			strings.IndexByte("-_.!~*'()", c) >= 0):
 			return 0, false
 		}
 	}
@@ -751,23 +629,21 @@ func writeDecoded[T string | []byte](b *strings.Builder, s T, escapes int) {
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		if c == '%' {
-			c = unhex(s[i+1])<<4 | unhex(s[i+2])
-			i += 2
+			c, i = unhex(s[i+1])<<4|unhex(s[i+2]), i+2
 		}
 		b.WriteByte(c)
 	}
 }
 
+// unhex returns the value of a hex digit, or 16 for another byte.
 func unhex(c byte) byte {
 	switch {
-	case c >= 'a':
+	case '0' <= c && c <= '9':
+		return c - '0'
+	case 'a' <= c && c <= 'f':
 		return c - 'a' + 10
-	case c >= 'A':
+	case 'A' <= c && c <= 'F':
 		return c - 'A' + 10
 	}
-	return c - '0'
-}
-
-func isHex(c byte) bool {
-	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+	return 16
 }
