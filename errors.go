@@ -343,3 +343,12 @@ func firstNonEmpty(s ...string) string {
 	}
 	return ""
 }
+
+// streamError is an error with its own message that matches the errors it lists.
+type streamError struct {
+	msg  string
+	errs []error
+}
+
+func (e *streamError) Error() string   { return e.msg }
+func (e *streamError) Unwrap() []error { return e.errs }

@@ -1,6 +1,7 @@
 package laburen
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -55,19 +56,13 @@ type StreamEvent struct {
 
 // QueryStream sends a user's message to an agent and streams the answer as it is generated
 // ("streaming": true). It returns once the response headers have arrived: an error status is
-// returned here as an *APIError, and retried like Query when it is safe to (no connection, 429,
-// 502, 503, 504); nothing is retried once the stream has begun.
+// returned here as an *APIError, and retried like Query when it is safe to; nothing is retried
+// once the stream has begun. Read the events with Next and Current, the text with Text, or the
+// whole response with Final; always Close the stream. The context bounds the whole stream.
 //
-// Read the events with Next and Current, or the answer text with Text, or wait for the whole
-// response with Final; always Close the stream. Err reports how the stream ended: nil only after
-// the server's final [DONE] event. The context bounds the whole stream; WithStreamIdleTimeout
-// bounds each wait for the server (not the time the caller takes between two calls of Next).
-//
-// A 2xx response without a Content-Type, or with text/event-stream, is read as the event stream.
-// A JSON response (a server that ignored "streaming") is decoded as the whole response and shown
-// as a finished stream: an EventAnswer with the whole answer, then its EventEndpointResponse.
-// Any other content type (an HTML page from a proxy, for example) is an error that names the
-// status, the content type and the start of the body.
+// A JSON response (a server that ignored "streaming") is shown as a finished stream: an
+// EventAnswer with the whole answer, then its EventEndpointResponse. A content type other than
+// text/event-stream or JSON is an error that names it and quotes the start of the body.
 func (c *Client) QueryStream(ctx context.Context, agentID string, req QueryRequest, opts ...Option) (*Stream, error) {
 	op := "stream query agent " + strconv.Quote(agentID)
 	cfg, r, err := c.queryRequest(agentID, &req, true, opts)
@@ -131,8 +126,6 @@ func (c *Client) openStream(ctx context.Context, op string, cfg *config, r reque
 
 // Stream is a streamed answer. Next advances it one event at a time; Close releases it.
 //
-// Stream is a streamed answer. Next advances it one event at a time; Close releases it.
-//
 // Next, Current, Err, Answer, Response, Text and Final belong to one goroutine at a time: a
 // Next called while another runs ends the stream with an error saying so. Close may be called
 // from any goroutine, any number of times: it ends a Next that is waiting for data at once. The
@@ -140,69 +133,50 @@ func (c *Client) openStream(ctx context.Context, op string, cfg *config, r reque
 type Stream struct {
 	op     string
 	status int
-
-	// mu guards the decoder and released: Next holds it while the decoder reads, Close while
-	// it releases the stream.
+	// mu guards the decoder and released: Next holds it while the decoder reads.
 	mu         sync.Mutex
 	released   bool
 	dec        *eventstream.Decoder
 	reading    atomic.Bool // a Next is running
 	concurrent atomic.Bool // a Next was called while another ran
-
-	// Owned by the goroutine that calls Next. The Raw of a percent-encoded answer piece is
-	// made by Current from raw, so that Next allocates nothing for an answer piece.
+	// Owned by the goroutine that calls Next.
 	ended, finished bool  // Next returns false from now on; the final [DONE] arrived
 	err             error // why the stream ended, wrapped with op; nil after [DONE]
 	ev              StreamEvent
-	raw             []byte
-	rawPending      bool
 	answer          strings.Builder
 	resp            *QueryResponse
-	synth           []StreamEvent // the events of a finished stream (a JSON answer)
-
-	parent, ctx context.Context // the caller's context, and the request's derived from it
-	done        <-chan struct{} // parent.Done()
-	cancel      context.CancelCauseFunc
-	ctxDone     atomic.Bool // ctx ended: parent cancelled, idle, Close or misuse
-	closed      atomic.Bool // Close was called
-	stopAfter   func() bool
-	afterDone   chan struct{}
-	body        io.ReadCloser
-	idle        *time.Timer // cancels ctx when a read waits longer than the idle timeout
-	idleErr     error
-	maxEvent    int
-	maxAnswer   int
-	drainWait   time.Duration
+	synth           []StreamEvent   // the events of a finished stream (a JSON answer)
+	parent, ctx     context.Context // the caller's context, and the request's derived from it
+	cancel          context.CancelCauseFunc
+	closed          atomic.Bool // Close was called
+	afterDone       chan struct{}
+	body            io.ReadCloser
+	idle            *time.Timer // cancels ctx when a read waits longer than the idle timeout
+	idleErr         error
+	maxEvent        int
+	maxAnswer       int
+	drainWait       time.Duration
 }
 
-// newStream wraps the body of an event stream. sctx is the request's context, derived from
-// parent; cancel cancels it (and with it the body).
+// newStream wraps the body of an event stream; sctx is the request's context, derived from parent.
 func newStream(parent, sctx context.Context, cancel context.CancelCauseFunc, op string, status int, body io.ReadCloser, cfg *config) *Stream {
-	s := &Stream{op: op, status: status, parent: parent, ctx: sctx, done: parent.Done(), cancel: cancel,
-		body: body, maxEvent: cfg.maxEventSize, maxAnswer: cfg.maxAnswerSize, afterDone: make(chan struct{})}
-	if s.maxAnswer <= 0 {
-		s.maxAnswer = DefaultMaxAnswerSize
-	}
-	read := timedReader{r: body, d: cfg.streamIdleTimeout}
+	s := &Stream{op: op, status: status, parent: parent, ctx: sctx, cancel: cancel,
+		body: body, maxEvent: cfg.maxEventSize, maxAnswer: cmp.Or(cfg.maxAnswerSize, DefaultMaxAnswerSize),
+		afterDone: make(chan struct{})}
+	var read io.Reader = body
+	drain := drainTimeout
 	if d := cfg.streamIdleTimeout; d > 0 {
 		s.idleErr = &streamError{msg: fmt.Sprintf("no data arrived for %v, the stream stalled (WithStreamIdleTimeout)", d),
 			errs: []error{context.DeadlineExceeded}}
 		s.idle = time.AfterFunc(time.Hour, func() { cancel(s.idleErr) })
 		s.idle.Stop()
-		read.t = s.idle
+		read, drain = timedReader{r: body, t: s.idle, d: d}, min(drain, d)
 	}
-	s.drainWait = cfg.drainTimeout
-	if s.drainWait <= 0 {
-		s.drainWait = drainTimeout
-		if cfg.streamIdleTimeout > 0 {
-			s.drainWait = min(s.drainWait, cfg.streamIdleTimeout)
-		}
-	}
+	s.drainWait = cmp.Or(cfg.drainTimeout, drain)
 	s.dec = eventstream.NewDecoder(read, cfg.maxEventSize)
 	// Closing the body ends a Read that is waiting for data even when the transport does not
 	// tie the body to the request's context.
-	s.stopAfter = context.AfterFunc(sctx, func() {
-		s.ctxDone.Store(true)
+	context.AfterFunc(sctx, func() {
 		body.Close()
 		close(s.afterDone)
 	})
@@ -217,9 +191,6 @@ type timedReader struct {
 }
 
 func (t timedReader) Read(p []byte) (int, error) {
-	if t.t == nil {
-		return t.r.Read(p)
-	}
 	t.t.Reset(t.d)
 	defer t.t.Stop()
 	return t.r.Read(p)
@@ -227,7 +198,7 @@ func (t timedReader) Read(p []byte) (int, error) {
 
 // finishedStream is a stream whose whole response is already known.
 func finishedStream(op string, status int, res *QueryResponse) *Stream {
-	s := &Stream{op: op, status: status, released: true}
+	s := &Stream{op: op, status: status, released: true, cancel: func(error) {}}
 	if res.Answer != "" {
 		s.synth = append(s.synth, StreamEvent{Type: EventAnswer, Text: res.Answer, Data: res.Answer, Raw: res.Answer})
 	}
@@ -237,6 +208,7 @@ func finishedStream(op string, status int, res *QueryResponse) *Stream {
 }
 
 var (
+	errDrainTimeout   = errors.New("the body did not end after the final event")
 	errConcurrentNext = errors.New("Next called while another Next ran: a stream has one reader at a time")
 	errClosed         = &streamError{msg: "stream closed before its end", errs: []error{ErrStreamClosed}}
 )
@@ -248,9 +220,8 @@ var (
 // shown as events.
 func (s *Stream) Next() bool {
 	if !s.reading.CompareAndSwap(false, true) {
-		if s.concurrent.Store(true); s.cancel != nil {
-			s.cancel(errConcurrentNext) // ends the other Next's read
-		}
+		s.concurrent.Store(true)
+		s.cancel(errConcurrentNext) // ends the other Next's read
 		return false
 	}
 	defer s.reading.Store(false)
@@ -261,9 +232,14 @@ func (s *Stream) Next() bool {
 		return s.nextSynthetic()
 	}
 	var err error
-	for !s.interrupted() {
+	for s.ctx.Err() == nil { // Close, the caller's context, the idle timer or a misuse ends it
 		var typ, data []byte
-		if typ, data, err = s.decode(); err != nil {
+		s.mu.Lock() // Close waits for the read that it ends
+		if err = io.EOF; !s.released {
+			typ, data, err = s.dec.Next()
+		}
+		s.mu.Unlock()
+		if err != nil {
 			break
 		}
 		if s.show(typ, data) {
@@ -275,27 +251,6 @@ func (s *Stream) Next() bool {
 	}
 	s.end(s.failure(err))
 	return false
-}
-
-// decode returns the next event of the body, unless Close released the stream.
-func (s *Stream) decode() (typ, data []byte, err error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.released {
-		return nil, nil, io.EOF
-	}
-	return s.dec.Next()
-}
-
-// interrupted reports whether Close, the caller's context, the idle timer or a misuse ended
-// the stream.
-func (s *Stream) interrupted() bool {
-	select {
-	case <-s.done:
-		return true
-	default:
-		return s.closed.Load() || s.ctxDone.Load()
-	}
 }
 
 func (s *Stream) nextSynthetic() bool {
@@ -316,32 +271,21 @@ func (s *Stream) nextSynthetic() bool {
 // show interprets one event. It reports whether the event is shown to the caller; an event
 // that ends the stream calls end.
 func (s *Stream) show(typ, data []byte) bool {
-	s.rawPending = false
-	var t EventType
-	switch string(typ) { // the known names cost no allocation
-	case "", "message":
-		t = EventMessage
-	case "answer":
+	if string(typ) == "answer" {
 		return s.showAnswer(data)
-	case "endpoint_response":
-		t = EventEndpointResponse
-	case "tool_call":
-		t = EventToolCall
-	default:
-		t = EventType(typ)
 	}
 	raw := string(data)
-	ev := StreamEvent{Type: t, Data: decodePayload(raw), Raw: raw}
+	ev := StreamEvent{Type: cmp.Or(EventType(typ), EventMessage), Data: decodePayload(raw), Raw: raw}
 	switch {
-	case t == EventMessage && ev.Data == "[DONE]":
+	case ev.Type == EventMessage && ev.Data == "[DONE]":
 		s.drain()
 		s.end(nil)
 		return false
-	case t == EventMessage && strings.HasPrefix(ev.Data, "[ERROR]"):
+	case ev.Type == EventMessage && strings.HasPrefix(ev.Data, "[ERROR]"):
 		s.drain()
 		s.end(s.inBandError(ev.Data[len("[ERROR]"):], raw))
 		return false
-	case t == EventEndpointResponse:
+	case ev.Type == EventEndpointResponse:
 		var res QueryResponse
 		if err := decodeOwnedJSON([]byte(ev.Data), &res); err != nil {
 			s.end(fmt.Errorf("decode endpoint_response event: %w; data starts %q", err, shorten(ev.Data, 200)))
@@ -353,8 +297,8 @@ func (s *Stream) show(typ, data []byte) bool {
 	return true
 }
 
-// showAnswer appends an answer piece, decoded, to the answer; the event's text is the answer's
-// new tail, which a strings.Builder never changes.
+// showAnswer appends an answer piece, decoded, to the answer. The event's text is the answer's
+// new tail, which a strings.Builder never changes: a plain piece costs no allocation.
 func (s *Stream) showAnswer(data []byte) bool {
 	start := s.answer.Len()
 	escapes, encoded := percentEncoded(data)
@@ -362,55 +306,33 @@ func (s *Stream) showAnswer(data []byte) bool {
 		s.end(fmt.Errorf("the answer is longer than %d bytes (raise the limit with WithMaxAnswerSize)", s.maxAnswer))
 		return false
 	}
-	if encoded {
-		writeDecoded(&s.answer, data, escapes)
-		s.raw, s.rawPending = append(s.raw[:0], data...), true
-	} else {
+	if !encoded {
 		s.answer.Write(data)
+	} else {
+		writeDecoded(&s.answer, data, escapes)
 	}
 	text := s.answer.String()[start:]
-	s.ev = StreamEvent{Type: EventAnswer, Text: text, Data: text}
-	if !encoded {
-		s.ev.Raw = text
+	s.ev = StreamEvent{Type: EventAnswer, Text: text, Data: text, Raw: text}
+	if encoded {
+		s.ev.Raw = string(data) // the one allocation of an encoded piece
 	}
 	return true
 }
 
-const (
-	// maxDrain caps what drain reads of a body after its final event.
-	maxDrain = 4 << 10
-	// drainTimeout bounds the wait of drain for the end of the body (capped by the stream's
-	// idle timeout). A server ends the body right after the final event; one that keeps it
-	// open costs this wait, and then its connection.
-	drainTimeout = 100 * time.Millisecond
-)
+// maxDrain caps what drain reads after the final event; drainTimeout how long it waits.
+const maxDrain, drainTimeout = 4 << 10, 100 * time.Millisecond
 
-// errDrainTimeout ends the request's context when the body does not end after the final event.
-var errDrainTimeout = errors.New("the body did not end after the final event")
-
-// drain reads what is left of the body after the final [DONE] or [ERROR] event, up to maxDrain
-// bytes and for at most drainWait, so that the connection returns to the pool: an HTTP/1.1
-// connection whose body is closed before its end is closed with it, and the next request pays
-// a new connection. Close and the context end it as they end a read of Next.
+// drain reads what is left of the body after the final [DONE] or [ERROR] event, so that the
+// connection returns to the pool: an HTTP/1.1 connection whose body is closed before its end
+// is closed with it. A server that keeps the body open costs drainTimeout, and the connection.
+// Close and the context end drain as they end a read of Next.
 func (s *Stream) drain() {
-	if s.dec.Err() != nil || s.interrupted() {
+	if s.dec.Err() != nil || s.ctx.Err() != nil {
 		return // the body has ended or failed already, or the stream is being stopped
 	}
-	fired := make(chan struct{})
-	t := time.AfterFunc(s.drainWait, func() {
-		s.cancel(errDrainTimeout) // ends the read, and closes the body (see newStream)
-		close(fired)
-	})
-	buf := make([]byte, 512)
-	for n, reads := 0, 0; n <= maxDrain && reads < 64; reads++ {
-		m, err := s.body.Read(buf)
-		if n += m; err != nil {
-			break
-		}
-	}
-	if !t.Stop() {
-		<-fired // nothing of the stream outlives it
-	}
+	t := time.AfterFunc(s.drainWait, func() { s.cancel(errDrainTimeout) }) // closes the body
+	io.Copy(io.Discard, io.LimitReader(s.body, maxDrain))
+	t.Stop()
 }
 
 // inBandError is the *APIError of an "[ERROR]..." event.
@@ -442,13 +364,14 @@ func (s *Stream) failure(err error) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	read, pending := s.dec.Read()
 	errs := []error{ErrStreamTruncated, io.ErrUnexpectedEOF}
 	if err != nil && err != io.EOF {
 		return &streamError{errs: append(errs, err), msg: fmt.Sprintf(
-			"stream truncated: reading the body failed after %d bytes, before [DONE] or [ERROR]: %v", s.dec.Read(), err)}
+			"stream truncated: reading the body failed after %d bytes, before [DONE] or [ERROR]: %v", read, err)}
 	}
-	msg := fmt.Sprintf("stream truncated: the body ended after %d bytes without [DONE] or [ERROR]", s.dec.Read())
-	if n := s.dec.Pending(); n > 0 {
+	msg := fmt.Sprintf("stream truncated: the body ended after %d bytes without [DONE] or [ERROR]", read)
+	if n := pending; n > 0 {
 		msg += fmt.Sprintf(" (it ended inside an event; its %d bytes were discarded)", n)
 	}
 	return &streamError{msg: msg, errs: errs}
@@ -458,10 +381,6 @@ func (s *Stream) failure(err error) error {
 // a stream that Next reads comes here.
 func (s *Stream) end(err error) {
 	s.ended = true
-	if s.rawPending {
-		s.ev.Raw, s.rawPending = string(s.raw), false
-	}
-	s.raw = nil
 	if err == nil {
 		s.finished = true
 	} else {
@@ -482,22 +401,13 @@ func (s *Stream) release() {
 	if s.idle != nil {
 		s.idle.Stop()
 	}
-	if s.stopAfter() {
-		s.body.Close()
-	} else {
-		<-s.afterDone // the context ended first: its AfterFunc closes the body
-	}
 	s.cancel(context.Canceled)
+	<-s.afterDone // the context's AfterFunc has closed the body
 	s.dec.Release()
 }
 
 // Current returns the event Next advanced to; once the stream has ended, the last one.
-func (s *Stream) Current() StreamEvent {
-	if s.rawPending {
-		s.ev.Raw, s.rawPending = string(s.raw), false
-	}
-	return s.ev
-}
+func (s *Stream) Current() StreamEvent { return s.ev }
 
 // Err returns why the stream ended: nil while it runs and after the final [DONE] event; an
 // *APIError (matching ErrUsageLimit and the other sentinels) after an [ERROR] event; an error
@@ -526,9 +436,7 @@ func (s *Stream) Response() *QueryResponse { return s.resp }
 // more than once; it ends a Next that is waiting for data. It always returns nil.
 func (s *Stream) Close() error {
 	s.closed.Store(true)
-	if s.cancel != nil {
-		s.cancel(context.Canceled)
-	}
+	s.cancel(context.Canceled)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.release()
@@ -550,11 +458,7 @@ func (s *Stream) Text() iter.Seq2[string, error] {
 	return func(yield func(string, error) bool) {
 		defer s.Close()
 		for s.Next() {
-			ev := s.Current()
-			if ev.Type != EventAnswer || ev.Text == "" {
-				continue
-			}
-			if !yield(ev.Text, nil) {
+			if text := s.Current().Text; text != "" && !yield(text, nil) {
 				return
 			}
 		}
@@ -564,11 +468,10 @@ func (s *Stream) Text() iter.Seq2[string, error] {
 	}
 }
 
-// Final reads the stream to its end and returns the whole response: the endpoint_response
-// object, with Answer set to the joined answer text when the object has no answer. When the
-// stream ends with [DONE] but sent no endpoint_response, the response holds the joined answer
-// alone. When the stream fails, Final returns its error; Answer and Response still show what
-// arrived.
+// Final reads the stream to its end and returns the endpoint_response object, its Answer set
+// to the joined answer text when it has none (after [DONE] without endpoint_response, a
+// response holding the answer alone). When the stream fails, Final returns its error; Answer
+// and Response still show what arrived.
 func (s *Stream) Final() (*QueryResponse, error) {
 	for s.Next() {
 	}
@@ -584,15 +487,6 @@ func (s *Stream) Final() (*QueryResponse, error) {
 	}
 	return &res, nil
 }
-
-// streamError is an error with its own message that matches the errors it lists.
-type streamError struct {
-	msg  string
-	errs []error
-}
-
-func (e *streamError) Error() string   { return e.msg }
-func (e *streamError) Unwrap() []error { return e.errs }
 
 // decodePayload decodes a payload percent-encoded by encodeURIComponent: one made only of
 // A-Z a-z 0-9 - _ . ! ~ * ' ( ) and valid %XX escapes. Any other payload is plain text and is

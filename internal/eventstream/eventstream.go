@@ -9,28 +9,23 @@ import (
 	"unicode/utf8"
 )
 
-// readSize is the size of the read buffer; keepCap the largest buffer kept for the next event
-// (a larger one, left by a large event, is let go).
+// readSize is the read buffer's size; keepCap the largest buffer kept for the next event.
 const readSize, keepCap = 4096, 64 << 10
 
 // ErrTooLarge is returned when a block (its lines and line ends) exceeds the decoder's limit.
 var ErrTooLarge = errors.New("event too large")
 
-// Decoder reads events from a body. It reads only when Next needs more bytes, on the caller's
-// goroutine, and looks at each byte a bounded number of times however the body is split: once
-// to find the line end, once more (at most) to join a line split across reads, once to copy
-// the value.
+// Decoder reads events from a body, only when Next needs more bytes, on Next's goroutine. It
+// looks at each byte a bounded number of times however the body is split: to find the line
+// end, to join a line split across reads, to copy the value, to check its UTF-8.
 type Decoder struct {
-	r   io.Reader
-	max int
-
-	buf      []byte // buf[pos:end] is read and not yet split into lines
-	pos, end int
-	line     []byte // the start of a line that continues past buf
-	joined   bool   // the line last returned was assembled in line
-	skipLF   bool   // the last line ended with CR: a LF right after it is part of that line end
-	started  bool   // the first line was read (the only place where a BOM is stripped)
-
+	r         io.Reader
+	max       int
+	buf       []byte // buf[pos:end] is read and not yet split into lines
+	pos, end  int
+	line      []byte // the start of a line that continues past buf
+	skipLF    bool   // the last line ended with CR: a LF right after it is part of that line end
+	started   bool   // the first line was read (the only place where a BOM is stripped)
 	typ, data []byte
 	hasData   bool
 	size      int // bytes of the block so far
@@ -44,7 +39,7 @@ func NewDecoder(r io.Reader, max int) *Decoder { return &Decoder{r: r, max: max}
 
 // Next returns the type and data of the next block with a data field, valid until the next
 // call of Next or Release. At the end of the body it returns io.EOF, also when the body ended
-// inside a block (see Pending); any other error is the body's, or ErrTooLarge. There is no
+// inside a block (see Read); any other error is the body's, or ErrTooLarge. There is no
 // reconnection, so the id and retry fields have no effect.
 func (d *Decoder) Next() (typ, data []byte, err error) {
 	d.typ, d.data, d.hasData, d.size = shrink(d.typ), shrink(d.data), false, 0
@@ -65,15 +60,11 @@ func (d *Decoder) Next() (typ, data []byte, err error) {
 
 // field interprets one non-blank line.
 func (d *Decoder) field(line []byte) {
-	name, value := line, []byte(nil)
-	if i := bytes.IndexByte(line, ':'); i == 0 {
+	name, value, _ := bytes.Cut(line, []byte(":")) // a line without colon is a name alone
+	if len(name) == 0 {
 		return // a comment
-	} else if i > 0 {
-		name, value = line[:i], line[i+1:]
-		if len(value) > 0 && value[0] == ' ' {
-			value = value[1:]
-		}
 	}
+	value = bytes.TrimPrefix(value, []byte(" "))
 	switch string(name) {
 	case "data":
 		if d.hasData {
@@ -88,9 +79,7 @@ func (d *Decoder) field(line []byte) {
 // readLine returns the next line without its line end, or false when the body has ended or
 // failed or the block is over the limit.
 func (d *Decoder) readLine() ([]byte, bool) {
-	if d.joined {
-		d.line, d.joined = shrink(d.line), false
-	}
+	d.line = shrink(d.line) // a line joined by the last call, or none
 	for {
 		if d.skipLF && d.pos < d.end {
 			d.skipLF = false
@@ -106,7 +95,7 @@ func (d *Decoder) readLine() ([]byte, bool) {
 			if i < d.end {
 				line := d.buf[d.pos:i]
 				if len(d.line) > 0 {
-					d.line, d.joined = append(d.line, line...), true
+					d.line = append(d.line, line...)
 					line = d.line
 				}
 				d.skipLF, d.pos, d.size = d.buf[i] == '\r', i+1, d.size+len(line)+1
@@ -150,21 +139,18 @@ func (d *Decoder) fill() {
 	d.err = err
 }
 
-// Read returns how many bytes were read from the body.
-func (d *Decoder) Read() int64 { return d.total }
-
-// Pending returns how many bytes of the block that the end of the body cut off were read.
-func (d *Decoder) Pending() int { return d.size + len(d.line) + d.end - d.pos }
+// Read returns how many bytes were read from the body, and how many of them belong to the
+// unfinished block that the end of the body cut off.
+func (d *Decoder) Read() (total int64, pending int) {
+	return d.total, d.size + len(d.line) + d.end - d.pos
+}
 
 // Err returns the error Next stopped with, or nil.
 func (d *Decoder) Err() error { return d.err }
 
-// Release lets go of the buffers; Next returns io.EOF from now on.
+// Release lets go of the buffers, once the decoder is no longer used.
 func (d *Decoder) Release() {
 	d.buf, d.line, d.typ, d.data, d.pos, d.end, d.size = nil, nil, nil, nil, 0, 0, 0
-	if d.err == nil {
-		d.err = io.EOF
-	}
 }
 
 func shrink(b []byte) []byte {
@@ -174,9 +160,8 @@ func shrink(b []byte) []byte {
 	return b[:0]
 }
 
-// valid returns b decoded as UTF-8, each maximal invalid subpart replaced by U+FFFD as the
-// WHATWG decoder does. An invalid subpart ends at any ASCII byte (line ends, colons, spaces),
-// so decoding field values alone gives what decoding the whole stream would.
+// valid returns b decoded as UTF-8 by the WHATWG rule: U+FFFD for each maximal invalid subpart.
+// A subpart ends at any ASCII byte, so decoding the values alone equals decoding the stream.
 func valid(b []byte) []byte {
 	if utf8.Valid(b) {
 		return b
