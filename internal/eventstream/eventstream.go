@@ -42,7 +42,7 @@ func NewDecoder(r io.Reader, max int) *Decoder { return &Decoder{r: r, max: max}
 // inside a block (see Read); any other error is the body's, or ErrTooLarge. There is no
 // reconnection, so the id and retry fields have no effect.
 func (d *Decoder) Next() (typ, data []byte, err error) {
-	d.typ, d.data, d.hasData, d.size = shrink(d.typ), shrink(d.data), false, 0
+	d.hasData, d.size = false, 0
 	for {
 		line, ok := d.readLine()
 		switch {
@@ -50,8 +50,11 @@ func (d *Decoder) Next() (typ, data []byte, err error) {
 			return nil, nil, d.err
 		case len(line) > 0:
 			d.field(line)
+			d.line = shrink(d.line) // a line joined across reads
 		case d.hasData:
-			return valid(d.typ), valid(d.data), nil
+			typ, data = valid(d.typ), valid(d.data)
+			d.typ, d.data = shrink(d.typ), shrink(d.data) // a large one stays only with the caller
+			return typ, data, nil
 		default:
 			d.typ, d.size = d.typ[:0], 0 // a block without data is not dispatched
 		}
@@ -79,12 +82,11 @@ func (d *Decoder) field(line []byte) {
 // readLine returns the next line without its line end, or false when the body has ended or
 // failed or the block is over the limit.
 func (d *Decoder) readLine() ([]byte, bool) {
-	d.line = shrink(d.line) // a line joined by the last call, or none
 	for {
 		if d.skipLF && d.pos < d.end {
 			d.skipLF = false
 			if d.buf[d.pos] == '\n' {
-				d.pos, d.size = d.pos+1, d.size+1
+				d.pos++ // a CRLF counts as one byte of the block
 			}
 		}
 		if d.pos < d.end {
@@ -100,7 +102,8 @@ func (d *Decoder) readLine() ([]byte, bool) {
 				}
 				d.skipLF, d.pos, d.size = d.buf[i] == '\r', i+1, d.size+len(line)+1
 				if d.size > d.max {
-					return d.tooLarge()
+					d.err, d.pos = ErrTooLarge, d.end
+					return nil, false
 				}
 				if !d.started {
 					d.started, line = true, bytes.TrimPrefix(line, []byte("\xEF\xBB\xBF"))
@@ -109,7 +112,8 @@ func (d *Decoder) readLine() ([]byte, bool) {
 			}
 			d.line, d.pos = append(d.line, d.buf[d.pos:d.end]...), d.end
 			if d.size+len(d.line) > d.max {
-				return d.tooLarge()
+				d.err, d.pos = ErrTooLarge, d.end
+				return nil, false
 			}
 		}
 		if d.err != nil {
@@ -117,11 +121,6 @@ func (d *Decoder) readLine() ([]byte, bool) {
 		}
 		d.fill()
 	}
-}
-
-func (d *Decoder) tooLarge() ([]byte, bool) {
-	d.err, d.pos = ErrTooLarge, d.end
-	return nil, false
 }
 
 // fill reads once from the body into the read buffer, which holds nothing unread.
