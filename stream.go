@@ -131,14 +131,12 @@ func (c *Client) openStream(ctx context.Context, op string, cfg *config, r reque
 // from any goroutine, any number of times: it ends a Next that is waiting for data at once. The
 // stream releases its connection and buffers by itself when it ends.
 type Stream struct {
-	op     string
-	status int
-	// mu guards the decoder and released: Next holds it while the decoder reads.
-	mu         sync.Mutex
-	released   bool
-	dec        *eventstream.Decoder
-	reading    atomic.Bool // a Next is running
-	concurrent atomic.Bool // a Next was called while another ran
+	op         string
+	status     int
+	once       sync.Once            // releases the connection
+	dec        *eventstream.Decoder // used by whoever holds reading
+	reading    atomic.Bool          // a Next is running, or Close lets go of the buffers
+	concurrent atomic.Bool          // a Next was called while another ran
 	// Owned by the goroutine that calls Next.
 	ended, finished bool  // Next returns false from now on; the final [DONE] arrived
 	err             error // why the stream ended, wrapped with op; nil after [DONE]
@@ -198,7 +196,8 @@ func (t timedReader) Read(p []byte) (int, error) {
 
 // finishedStream is a stream whose whole response is already known.
 func finishedStream(op string, status int, res *QueryResponse) *Stream {
-	s := &Stream{op: op, status: status, released: true, cancel: func(error) {}}
+	s := &Stream{op: op, status: status, cancel: func(error) {}}
+	s.once.Do(func() {}) // nothing to release
 	if res.Answer != "" {
 		s.synth = append(s.synth, StreamEvent{Type: EventAnswer, Text: res.Answer, Data: res.Answer, Raw: res.Answer})
 	}
@@ -220,8 +219,10 @@ var (
 // shown as events.
 func (s *Stream) Next() bool {
 	if !s.reading.CompareAndSwap(false, true) {
-		s.concurrent.Store(true)
-		s.cancel(errConcurrentNext) // ends the other Next's read
+		if !s.closed.Load() {
+			s.concurrent.Store(true)
+			s.cancel(errConcurrentNext) // ends the other Next's read
+		}
 		return false
 	}
 	defer s.reading.Store(false)
@@ -234,12 +235,7 @@ func (s *Stream) Next() bool {
 	var err error
 	for s.ctx.Err() == nil { // Close, the caller's context, the idle timer or a misuse ends it
 		var typ, data []byte
-		s.mu.Lock() // Close waits for the read that it ends
-		if err = io.EOF; !s.released {
-			typ, data, err = s.dec.Next()
-		}
-		s.mu.Unlock()
-		if err != nil {
+		if typ, data, err = s.dec.Next(); err != nil {
 			break
 		}
 		if s.show(typ, data) {
@@ -362,8 +358,6 @@ func (s *Stream) failure(err error) error {
 	case err == eventstream.ErrTooLarge:
 		return fmt.Errorf("an event is larger than %d bytes (raise the limit with WithMaxEventSize)", s.maxEvent)
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	read, pending := s.dec.Read()
 	errs := []error{ErrStreamTruncated, io.ErrUnexpectedEOF}
 	if err != nil && err != io.EOF {
@@ -386,24 +380,19 @@ func (s *Stream) end(err error) {
 	} else {
 		s.err = opError(s.op, err)
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	s.release()
+	s.dec.Release()
 }
 
-// release frees the timer, the body, the context and the decoder's buffers, once, with s.mu
-// held. It touches nothing that Next reads without the lock.
+// release frees the timer, the body and the context, once.
 func (s *Stream) release() {
-	if s.released {
-		return
-	}
-	s.released = true
-	if s.idle != nil {
-		s.idle.Stop()
-	}
-	s.cancel(context.Canceled)
-	<-s.afterDone // the context's AfterFunc has closed the body
-	s.dec.Release()
+	s.once.Do(func() {
+		if s.idle != nil {
+			s.idle.Stop()
+		}
+		s.cancel(context.Canceled)
+		<-s.afterDone // the context's AfterFunc has closed the body
+	})
 }
 
 // Current returns the event Next advanced to; once the stream has ended, the last one.
@@ -436,10 +425,10 @@ func (s *Stream) Response() *QueryResponse { return s.resp }
 // more than once; it ends a Next that is waiting for data. It always returns nil.
 func (s *Stream) Close() error {
 	s.closed.Store(true)
-	s.cancel(context.Canceled)
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	s.release()
+	if s.dec != nil && s.reading.CompareAndSwap(false, true) { // no Next runs, nor will
+		s.dec.Release()
+	}
 	return nil
 }
 

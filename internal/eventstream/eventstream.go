@@ -23,6 +23,7 @@ type Decoder struct {
 	max       int
 	buf       []byte // buf[pos:end] is read and not yet split into lines
 	pos, end  int
+	lf        int    // the next LF in buf[pos:end] (end: none); stale when below pos
 	line      []byte // the start of a line that continues past buf
 	skipLF    bool   // the last line ended with CR: a LF right after it is part of that line end
 	started   bool   // the first line was read (the only place where a BOM is stripped)
@@ -90,11 +91,10 @@ func (d *Decoder) readLine() ([]byte, bool) {
 			}
 		}
 		if d.pos < d.end {
-			i := d.pos
-			for i < d.end && d.buf[i] != '\n' && d.buf[i] != '\r' {
-				i++
+			if d.lf < d.pos { // the next LF, or end; each CR search stops there
+				d.lf = d.pos + indexOrLen(d.buf[d.pos:d.end], '\n')
 			}
-			if i < d.end {
+			if i := d.pos + indexOrLen(d.buf[d.pos:d.lf], '\r'); i < d.end {
 				line := d.buf[d.pos:i]
 				if len(d.line) > 0 {
 					d.line = append(d.line, line...)
@@ -129,7 +129,7 @@ func (d *Decoder) fill() {
 		d.buf = make([]byte, readSize)
 	}
 	n, err := d.r.Read(d.buf)
-	d.pos, d.end, d.total = 0, n, d.total+int64(n)
+	d.pos, d.end, d.lf, d.total = 0, n, -1, d.total+int64(n)
 	if n > 0 || err != nil {
 		d.empties = 0
 	} else if d.empties++; d.empties > 100 {
@@ -150,6 +150,13 @@ func (d *Decoder) Err() error { return d.err }
 // Release lets go of the buffers, once the decoder is no longer used.
 func (d *Decoder) Release() {
 	d.buf, d.line, d.typ, d.data, d.pos, d.end, d.size = nil, nil, nil, nil, 0, 0, 0
+}
+
+func indexOrLen(b []byte, c byte) int {
+	if i := bytes.IndexByte(b, c); i >= 0 {
+		return i
+	}
+	return len(b)
 }
 
 func shrink(b []byte) []byte {
