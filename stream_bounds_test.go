@@ -179,3 +179,17 @@ func TestStreamMemoryAfterALargeEvent(t *testing.T) {
 		}
 	}
 }
+
+// TestIdleStreamsCostWhatNetHTTPCosts: open streams waiting for their next event hold no more
+// goroutines than net/http with a bufio.Reader, and not much more heap (the target is 1.15x,
+// measured by BenchmarkStreamIdle; the margin here is generous).
+func TestIdleStreamsCostWhatNetHTTPCosts(t *testing.T) {
+	const n = 100
+	openIdleStreams(t, 10, false) // warm up what the first connections set up
+	openIdleStreams(t, 10, true)
+	baseHeap, baseG := openIdleStreams(t, n, false)
+	heap, g := openIdleStreams(t, n, true)
+	t.Logf("per stream: %.0f B and %.2f goroutines; net/http+bufio: %.0f B and %.2f goroutines", heap, g, baseHeap, baseG)
+	assert.LessOrEqual(t, g, baseG+0.05, "goroutines per stream")
+	assert.Less(t, heap, 1.5*baseHeap, "heap per stream")
+}
