@@ -315,8 +315,7 @@ func (s *Stream) showAnswer(data []byte) bool {
 	return true
 }
 
-// maxDrain caps what drain reads after the final event; drainTimeout how long it waits.
-const maxDrain, drainTimeout = 4 << 10, 100 * time.Millisecond
+const maxDrain, drainTimeout = 4 << 10, 100 * time.Millisecond // what drain reads, how long
 
 // drain reads what is left of the body after the final [DONE] or [ERROR] event, so that the
 // connection returns to the pool: an HTTP/1.1 connection whose body is closed before its end

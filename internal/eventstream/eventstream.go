@@ -20,16 +20,15 @@ var ErrTooLarge = errors.New("event too large")
 // end, to join a line split across reads, to copy the value, to check its UTF-8.
 type Decoder struct {
 	r         io.Reader
-	max       int
+	max, size int    // the limit of a block, and the bytes of this one so far
 	buf       []byte // buf[pos:end] is read and not yet split into lines
 	pos, end  int
-	lf        int    // the next LF in buf[pos:end] (end: none); stale when below pos
+	lf, cr    int    // the next LF and CR in buf[pos:end] (end: none); stale when below pos
 	line      []byte // the start of a line that continues past buf
 	skipLF    bool   // the last line ended with CR: a LF right after it is part of that line end
 	started   bool   // the first line was read (the only place where a BOM is stripped)
-	typ, data []byte
 	hasData   bool
-	size      int // bytes of the block so far
+	typ, data []byte
 	total     int64
 	err       error // the body's error (io.EOF at its end), or ErrTooLarge
 	empties   int   // reads in a row that returned nothing
@@ -64,11 +63,16 @@ func (d *Decoder) Next() (typ, data []byte, err error) {
 
 // field interprets one non-blank line.
 func (d *Decoder) field(line []byte) {
-	name, value, _ := bytes.Cut(line, []byte(":")) // a line without colon is a name alone
+	name, value := line, []byte(nil) // a line without colon is a name alone
+	if i := bytes.IndexByte(line, ':'); i >= 0 {
+		name, value = line[:i], line[i+1:]
+	}
 	if len(name) == 0 {
 		return // a comment
 	}
-	value = bytes.TrimPrefix(value, []byte(" "))
+	if len(value) > 0 && value[0] == ' ' {
+		value = value[1:]
+	}
 	switch string(name) {
 	case "data":
 		if d.hasData {
@@ -91,10 +95,13 @@ func (d *Decoder) readLine() ([]byte, bool) {
 			}
 		}
 		if d.pos < d.end {
-			if d.lf < d.pos { // the next LF, or end; each CR search stops there
+			if d.lf < d.pos {
 				d.lf = d.pos + indexOrLen(d.buf[d.pos:d.end], '\n')
 			}
-			if i := d.pos + indexOrLen(d.buf[d.pos:d.lf], '\r'); i < d.end {
+			if d.cr < d.pos {
+				d.cr = d.pos + indexOrLen(d.buf[d.pos:d.end], '\r')
+			}
+			if i := min(d.lf, d.cr); i < d.end {
 				line := d.buf[d.pos:i]
 				if len(d.line) > 0 {
 					d.line = append(d.line, line...)
@@ -129,7 +136,7 @@ func (d *Decoder) fill() {
 		d.buf = make([]byte, readSize)
 	}
 	n, err := d.r.Read(d.buf)
-	d.pos, d.end, d.lf, d.total = 0, n, -1, d.total+int64(n)
+	d.pos, d.end, d.lf, d.cr, d.total = 0, n, -1, -1, d.total+int64(n)
 	if n > 0 || err != nil {
 		d.empties = 0
 	} else if d.empties++; d.empties > 100 {
