@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"iter"
+	"net/http"
 	"strconv"
 	"strings"
 	"sync"
@@ -33,8 +34,7 @@ const (
 	EventMessage EventType = "message"
 )
 
-// ErrStreamClosed is the error of a stream that Close ended before its final [DONE] or [ERROR]
-// event: Err returns an error matching it through errors.Is.
+// ErrStreamClosed is matched (errors.Is) by Err of a stream that Close ended before its end.
 var ErrStreamClosed = errors.New("laburen: stream closed")
 
 // StreamEvent is one event of a streamed answer.
@@ -73,9 +73,8 @@ func (c *Client) QueryStream(ctx context.Context, agentID string, req QueryReque
 }
 
 // AgentQueryStream records an agent-side message like AgentQuery and streams the server's
-// answer, exactly as QueryStream does. The endpoint_response event of this endpoint describes
-// the recorded message (its IDs and the conversation's status); it is parsed into the same
-// QueryResponse, and StreamEvent.Data and QueryResponse.Raw keep the object as it came.
+// answer as QueryStream does. Its endpoint_response event describes the recorded message (its
+// IDs and the conversation's status), parsed into a QueryResponse; Data and Raw keep it as sent.
 func (c *Client) AgentQueryStream(ctx context.Context, agentID string, req AgentQueryRequest, opts ...Option) (*Stream, error) {
 	op := "stream agent query to agent " + strconv.Quote(agentID)
 	cfg, r, err := c.agentQueryRequest(agentID, &req, true, opts)
@@ -87,6 +86,9 @@ func (c *Client) AgentQueryStream(ctx context.Context, agentID string, req Agent
 
 // openStream sends a streaming request through the request path and wraps its response.
 func (c *Client) openStream(ctx context.Context, op string, cfg *config, r request) (*Stream, error) {
+	if cfg.observer != nil && r.obs == nil { // observe: the call starts here, ends with the stream
+		return c.observedStream(ctx, op, cfg, r)
+	}
 	sctx, cancel := context.WithCancelCause(ctx)
 	res, err := c.send(sctx, cfg, r)
 	if err != nil {
@@ -98,7 +100,9 @@ func (c *Client) openStream(ctx context.Context, op string, cfg *config, r reque
 	mediaType = strings.ToLower(strings.TrimSpace(mediaType))
 	switch {
 	case ct == "" || mediaType == "text/event-stream":
-		return newStream(ctx, sctx, cancel, op, res.StatusCode, res.Body, cfg), nil
+		s := newStream(ctx, sctx, cancel, op, res.StatusCode, res.Body, cfg)
+		s.path, s.header = urlPath(cfg.baseURL+r.path), res.Header
+		return s, nil
 	case mediaType == "application/json" || strings.HasSuffix(mediaType, "+json"):
 		defer cancel(nil)
 		defer res.Body.Close()
@@ -126,13 +130,16 @@ func (c *Client) openStream(ctx context.Context, op string, cfg *config, r reque
 
 // Stream is a streamed answer. Next advances it one event at a time; Close releases it.
 //
-// Next, Current, Err, Answer, Response, Text and Final belong to one goroutine at a time: a
-// Next called while another runs ends the stream with an error saying so. Close may be called
-// from any goroutine, any number of times: it ends a Next that is waiting for data at once. The
-// stream releases its connection and buffers by itself when it ends.
+// Next, Current, Err, Answer, Response, Text and Final belong to one goroutine at a time (a Next
+// during another ends the stream with an error saying so). Close may be called from any
+// goroutine, any number of times, and ends a waiting Next at once. An ended stream lets go of
+// its connection and buffers by itself.
 type Stream struct {
 	op         string
+	path       string // the request's URL path and the response's headers, for an [ERROR] event
+	header     http.Header
 	status     int
+	obs        *observation         // told of the first answer event and of the end; nil when unobserved
 	once       sync.Once            // releases the connection
 	dec        *eventstream.Decoder // used by whoever holds reading
 	reading    atomic.Bool          // a Next is running, or Close lets go of the buffers
@@ -165,7 +172,7 @@ func newStream(parent, sctx context.Context, cancel context.CancelCauseFunc, op 
 	drain := drainTimeout
 	if d := cfg.streamIdleTimeout; d > 0 {
 		s.idleErr = &streamError{msg: fmt.Sprintf("no data arrived for %v, the stream stalled (WithStreamIdleTimeout)", d),
-			errs: []error{context.DeadlineExceeded}}
+			errs: []error{context.DeadlineExceeded, errStreamIdle}}
 		s.idle = time.AfterFunc(time.Hour, func() { cancel(s.idleErr) })
 		s.idle.Stop()
 		read, drain = timedReader{r: body, t: s.idle, d: d}, min(drain, d)
@@ -296,6 +303,7 @@ func (s *Stream) show(typ, data []byte) bool {
 // showAnswer appends an answer piece, decoded, to the answer. The event's text is the answer's
 // new tail, which a strings.Builder never changes: a plain piece costs no allocation.
 func (s *Stream) showAnswer(data []byte) bool {
+	s.obs.firstAnswer() // observe: the first answer event
 	start := s.answer.Len()
 	escapes, encoded := percentEncoded(data)
 	if len(data)-2*escapes > s.maxAnswer-start {
@@ -332,7 +340,8 @@ func (s *Stream) drain() {
 
 // inBandError is the *APIError of an "[ERROR]..." event.
 func (s *Stream) inBandError(msg, raw string) error {
-	e := &APIError{StatusCode: s.status, Body: raw, hint: "sent as an [ERROR] event in the stream"}
+	e := &APIError{StatusCode: s.status, Body: raw, Method: http.MethodPost, Path: s.path,
+		RequestID: requestID(s.header), Header: s.header, inStream: true, hint: "sent as an [ERROR] event in the stream"}
 	e.Code, e.Message = splitText(oneLine(msg, maxErrorMessage))
 	if e.Code == "" && e.Message == "" {
 		e.Message = "the server reported an error without a code or message"
@@ -355,7 +364,7 @@ func (s *Stream) failure(err error) error {
 	case s.idle != nil && context.Cause(s.ctx) == s.idleErr:
 		return s.idleErr
 	case err == eventstream.ErrTooLarge:
-		return fmt.Errorf("an event is larger than %d bytes (raise the limit with WithMaxEventSize)", s.maxEvent)
+		return &eventTooLargeError{max: s.maxEvent}
 	}
 	read, pending := s.dec.Read()
 	errs := []error{ErrStreamTruncated, io.ErrUnexpectedEOF}
@@ -379,6 +388,7 @@ func (s *Stream) end(err error) {
 	} else {
 		s.err = opError(s.op, err)
 	}
+	s.obs.end(s.err, s.resp) // observe: how the stream ended
 	s.release()
 	s.dec.Release()
 }
@@ -397,12 +407,11 @@ func (s *Stream) release() {
 // Current returns the event Next advanced to; once the stream has ended, the last one.
 func (s *Stream) Current() StreamEvent { return s.ev }
 
-// Err returns why the stream ended: nil while it runs and after the final [DONE] event; an
-// *APIError (matching ErrUsageLimit and the other sentinels) after an [ERROR] event; an error
-// matching ErrStreamTruncated and io.ErrUnexpectedEOF when the body ended without either; the
-// context's error; an error naming WithStreamIdleTimeout, WithMaxEventSize or
-// WithMaxAnswerSize; one matching ErrStreamClosed after Close; or one saying that Next was
-// called while another Next ran.
+// Err returns why the stream ended: nil while it runs and after [DONE]; an *APIError (matching
+// ErrUsageLimit and the other sentinels) after an [ERROR] event; an error matching
+// ErrStreamTruncated and io.ErrUnexpectedEOF when the body ended without either; the context's
+// error; an error naming WithStreamIdleTimeout, WithMaxEventSize or WithMaxAnswerSize; one
+// matching ErrStreamClosed after Close; or one saying that Next was called during another Next.
 func (s *Stream) Err() error {
 	switch {
 	case s.concurrent.Load():
@@ -416,14 +425,14 @@ func (s *Stream) Err() error {
 // Answer returns the answer text joined from the EventAnswer events read so far.
 func (s *Stream) Answer() string { return s.answer.String() }
 
-// Response returns the response object of the endpoint_response event, or nil before it has
-// been read.
+// Response returns the response object of the endpoint_response event, or nil before it.
 func (s *Stream) Response() *QueryResponse { return s.resp }
 
 // Close ends the stream and releases its connection. It may be called from any goroutine and
 // more than once; it ends a Next that is waiting for data. It always returns nil.
 func (s *Stream) Close() error {
 	s.closed.Store(true)
+	s.obs.end(opError(s.op, errClosed), nil) // observe: closed before its end (after it, nothing)
 	s.release()
 	if s.dec != nil && s.reading.CompareAndSwap(false, true) { // no Next runs, nor will
 		s.dec.Release()
@@ -433,15 +442,7 @@ func (s *Stream) Close() error {
 
 // Text returns the answer as an iterator of text pieces, for a range loop. It reads the stream
 // to its end and closes it when the loop ends, also when the loop breaks early. When the
-// stream fails the last iteration yields ("", err); a stream that ends with [DONE] yields no
-// error.
-//
-//	for text, err := range st.Text() {
-//		if err != nil {
-//			return err
-//		}
-//		fmt.Print(text)
-//	}
+// stream fails the last iteration yields ("", err); after [DONE] no error is yielded.
 func (s *Stream) Text() iter.Seq2[string, error] {
 	return func(yield func(string, error) bool) {
 		defer s.Close()
@@ -457,9 +458,8 @@ func (s *Stream) Text() iter.Seq2[string, error] {
 }
 
 // Final reads the stream to its end and returns the endpoint_response object, its Answer set
-// to the joined answer text when it has none (after [DONE] without endpoint_response, a
-// response holding the answer alone). When the stream fails, Final returns its error; Answer
-// and Response still show what arrived.
+// to the joined answer text when it has none (after [DONE] without endpoint_response, the
+// answer alone). When the stream fails, Final returns its error.
 func (s *Stream) Final() (*QueryResponse, error) {
 	for s.Next() {
 	}
