@@ -42,6 +42,7 @@ const (
 	DefaultRetryDelay        = 500 * time.Millisecond
 	DefaultMaxEventSize      = 16 << 20
 	DefaultStreamIdleTimeout = 5 * time.Minute
+	DefaultMaxAnswerSize     = 64 << 20
 )
 
 const (
@@ -72,6 +73,7 @@ type config struct {
 	logger            *slog.Logger
 	maxEventSize      int
 	streamIdleTimeout time.Duration
+	maxAnswerSize     int
 	observer          *Observer // nil: calls are not observed
 
 	// sleep waits between attempts; nil means the package's sleep. Tests replace it to see
@@ -129,6 +131,7 @@ func NewClient(opts ...Option) (*Client, error) {
 		userAgent:         "laburen-go/" + Version,
 		maxEventSize:      DefaultMaxEventSize,
 		streamIdleTimeout: DefaultStreamIdleTimeout,
+		maxAnswerSize:     DefaultMaxAnswerSize,
 	}
 	for _, opt := range opts {
 		if err := opt(&cfg); err != nil {
@@ -342,6 +345,18 @@ func WithStreamIdleTimeout(d time.Duration) Option {
 			return fmt.Errorf("WithStreamIdleTimeout: %v is negative", d)
 		}
 		c.streamIdleTimeout = d
+		return nil
+	}
+}
+
+// WithMaxAnswerSize limits the answer a stream joins from its answer events (default 64 MiB).
+// A longer answer ends the stream with an error naming this option.
+func WithMaxAnswerSize(n int) Option {
+	return func(c *config) error {
+		if n < 1 {
+			return fmt.Errorf("WithMaxAnswerSize: %d is not positive", n)
+		}
+		c.maxAnswerSize = n
 		return nil
 	}
 }

@@ -387,3 +387,19 @@ func firstNonEmpty(s ...string) string {
 	}
 	return ""
 }
+
+// streamError is an error with its own message that matches the errors it lists.
+type streamError struct {
+	msg  string
+	errs []error
+}
+
+func (e *streamError) Error() string   { return e.msg }
+func (e *streamError) Unwrap() []error { return e.errs }
+
+// eventTooLargeError reports an event larger than WithMaxEventSize allows.
+type eventTooLargeError struct{ max int }
+
+func (e *eventTooLargeError) Error() string {
+	return fmt.Sprintf("an event is larger than %d bytes (raise the limit with WithMaxEventSize)", e.max)
+}

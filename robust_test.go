@@ -427,6 +427,6 @@ func TestErrorTextFromTheServerIsOneLine(t *testing.T) {
 		var apiErr *APIError
 		require.ErrorAs(t, st.Err(), &apiErr)
 		assert.Equal(t, "RATE_LIMIT try [2Jlater\uFFFD", apiErr.Message)
-		assert.Equal(t, "[ERROR]RATE_LIMIT\ntry \x1b[2Jlater\xff", apiErr.Body)
+		assert.Equal(t, "[ERROR]RATE_LIMIT\ntry \x1b[2Jlater\uFFFD", apiErr.Body, "the event's data, decoded as UTF-8")
 	})
 }

@@ -78,6 +78,13 @@ func BenchmarkStreamSmallEvents(b *testing.B) {
 			}
 			perEvent(b, n+1, mallocs()-start)
 		})
+		b.Run(enc.name+"/baseline=bufio", func(b *testing.B) {
+			start := mallocs()
+			for b.Loop() {
+				bufioAnswer(input)
+			}
+			perEvent(b, n+1, mallocs()-start)
+		})
 		b.Run(enc.name+"/Stream", func(b *testing.B) {
 			start := mallocs()
 			for b.Loop() {
@@ -93,15 +100,38 @@ func BenchmarkStreamSmallEvents(b *testing.B) {
 	}
 }
 
-// BenchmarkStreamSmallEventsRatio runs the Stream and its baseline (the bare sse.Read loop of
-// BenchmarkStreamSmallEvents) alternately in each iteration and reports the ratio of their
-// times, which a busy machine disturbs much less than two separate benchmarks.
+// bufioAnswer is the minimal loop over an event stream: a bufio.Reader splits the lines (LF
+// only), and the data of answer events is joined. It is the second baseline of the Stream.
+func bufioAnswer(input []byte) string {
+	br := bufio.NewReader(bytes.NewReader(input))
+	var sb strings.Builder
+	var typ []byte
+	for {
+		line, err := br.ReadSlice('\n')
+		if err != nil {
+			return sb.String()
+		}
+		switch line = line[:len(line)-1]; {
+		case len(line) == 0:
+			typ = typ[:0]
+		case bytes.HasPrefix(line, []byte("event: ")):
+			typ = append(typ[:0], line[len("event: "):]...)
+		case bytes.HasPrefix(line, []byte("data: ")) && string(typ) == "answer":
+			sb.Write(line[len("data: "):])
+		}
+	}
+}
+
+// BenchmarkStreamSmallEventsRatio runs the Stream and its two baselines (the bare sse.Read loop
+// and the minimal bufio loop of BenchmarkStreamSmallEvents) alternately in each iteration and
+// reports the ratios of their times, which a busy machine disturbs much less than separate
+// benchmarks.
 func BenchmarkStreamSmallEventsRatio(b *testing.B) {
 	const n = 100_000
 	for _, enc := range []struct{ name, word string }{{"plain", "word"}, {"percent-encoded", "w%C3%B3rd%20"}} {
 		input := answerEvents(n, enc.word)
 		b.Run(enc.name, func(b *testing.B) {
-			var base, stream time.Duration
+			var base, minimal, stream time.Duration
 			for b.Loop() {
 				t0 := time.Now()
 				var sb strings.Builder
@@ -114,17 +144,20 @@ func BenchmarkStreamSmallEventsRatio(b *testing.B) {
 					}
 				}
 				t1 := time.Now()
+				bufioAnswer(input)
+				t2 := time.Now()
 				st := readerStream(bytes.NewReader(input), nil)
 				for st.Next() {
 				}
-				base, stream = base+t1.Sub(t0), stream+time.Since(t1)
+				base, minimal, stream = base+t1.Sub(t0), minimal+t2.Sub(t1), stream+time.Since(t2)
 				if st.Err() != nil || st.Answer() != decodePayload(sb.String()) {
 					b.Fatal(st.Err())
 				}
 			}
+			b.ReportMetric(float64(stream)/float64(minimal), "Stream/bufio")
 			b.ReportMetric(float64(base.Nanoseconds())/float64(b.N*(n+1)), "baseline-ns/event")
 			b.ReportMetric(float64(stream.Nanoseconds())/float64(b.N*(n+1)), "Stream-ns/event")
-			b.ReportMetric(float64(stream)/float64(base), "Stream/baseline")
+			b.ReportMetric(float64(stream)/float64(base), "Stream/sse.Read")
 		})
 	}
 }
@@ -244,4 +277,83 @@ func BenchmarkStreamFirstEventDelay(b *testing.B) {
 		}
 		report(b, delays)
 	})
+}
+
+// openIdleStreams opens n streams over loopback that have each delivered one event and wait
+// for more, with the SDK or with net/http and a bufio.Reader, and returns the heap and the
+// goroutines they hold per stream (the server's side, the same for both, included).
+func openIdleStreams(tb testing.TB, n int, sdk bool) (heapPerStream, goroutinesPerStream float64) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "text/event-stream")
+		io.WriteString(w, "event: answer\ndata: Hello\n\n")
+		w.(http.Flusher).Flush()
+		<-r.Context().Done()
+	}))
+	defer srv.Close()
+	tr := &http.Transport{MaxIdleConnsPerHost: n}
+	defer tr.CloseIdleConnections()
+	hc := &http.Client{Transport: tr}
+	c, err := NewClient(WithBaseURL(srv.URL), WithHTTPClient(hc), WithAPIKey("k"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	g0 := runtime.NumGoroutine()
+	closers := make([]io.Closer, 0, n)
+	for range n {
+		if sdk {
+			st, err := c.QueryStream(context.Background(), "a", QueryRequest{Query: "Hi"})
+			if err != nil || !st.Next() {
+				tb.Fatal(err, st.Err())
+			}
+			closers = append(closers, st)
+			continue
+		}
+		req, _ := http.NewRequest("POST", srv.URL+"/agents/a/query", strings.NewReader(`{"query":"Hi","streaming":true}`))
+		req.Header.Set("Authorization", "Bearer k")
+		req.Header.Set("Content-Type", "application/json")
+		res, err := hc.Do(req)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		br := bufio.NewReader(res.Body)
+		for line := ""; line != "\n"; {
+			if line, err = br.ReadString('\n'); err != nil {
+				tb.Fatal(err)
+			}
+		}
+		closers = append(closers, struct {
+			*bufio.Reader
+			io.Closer
+		}{br, res.Body})
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	g1 := runtime.NumGoroutine()
+	for _, c := range closers {
+		c.Close()
+	}
+	return float64(int64(after.HeapAlloc)-int64(before.HeapAlloc)) / float64(n), float64(g1-g0) / float64(n)
+}
+
+// BenchmarkStreamIdle: 1,000 open streams over loopback, each idle after its first event. The
+// baseline holds each response with net/http and a bufio.Reader. Run it with -benchtime 1x.
+func BenchmarkStreamIdle(b *testing.B) {
+	const n = 1000
+	for _, v := range []struct {
+		name string
+		sdk  bool
+	}{{"baseline=net/http+bufio", false}, {"Stream", true}} {
+		b.Run(v.name, func(b *testing.B) {
+			var heap, goroutines float64
+			for b.Loop() {
+				heap, goroutines = openIdleStreams(b, n, v.sdk)
+			}
+			b.ReportMetric(heap, "heap-B/stream")
+			b.ReportMetric(goroutines, "goroutines/stream")
+		})
+	}
 }

@@ -1,0 +1,196 @@
+package laburen
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// TestStreamNextFromTwoGoroutines: a Next called while another waits for the body ends the
+// stream with an error that says so, for both callers; never a truncated body.
+func TestStreamNextFromTwoGoroutines(t *testing.T) {
+	c, p, release := stalledServer(t, "event: answer\ndata: Hel\n\n", "event: answer\ndata: lo\n\ndata: [DONE]\n\n")
+	defer release()
+	st, err := c.QueryStream(context.Background(), "a", QueryRequest{Query: "Hi"})
+	require.NoError(t, err)
+	defer st.Close()
+	require.True(t, st.Next())
+	reading := p.arm()
+	first := make(chan bool)
+	go func() { first <- st.Next() }()
+	select {
+	case <-reading:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the first Next never read the body")
+	}
+	assert.False(t, st.Next(), "the second Next")
+	assert.ErrorContains(t, st.Err(), "Next called while another Next ran")
+	select {
+	case more := <-first:
+		assert.False(t, more, "the first Next")
+	case <-time.After(10 * time.Second):
+		t.Fatal("the first Next was not ended")
+	}
+	require.Error(t, st.Err())
+	assert.Contains(t, st.Err().Error(), `laburen: stream query agent "a": Next called while another Next ran`)
+	assert.NotErrorIs(t, st.Err(), ErrStreamTruncated)
+	assert.Equal(t, "Hel", st.Answer())
+}
+
+func TestStreamMaxAnswerSize(t *testing.T) {
+	tests := []struct {
+		name, in, answer string
+		ok               bool
+	}{
+		{"at the limit", "event: answer\ndata: 12345\n\nevent: answer\ndata: 67890\n\n", "1234567890", true},
+		{"over it", "event: answer\ndata: 12345\n\nevent: answer\ndata: 678901\n\n", "12345", false},
+		{"decoded length counts", "event: answer\ndata: %41%42%43%44%45%46%47%48%49%4A\n\n", "ABCDEFGHIJ", true},
+		{"other events do not count", "event: tool_call\ndata: " + strings.Repeat("x", 100) + "\n\nevent: answer\ndata: 1234567890\n\n", "1234567890", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := &config{maxEventSize: DefaultMaxEventSize, maxAnswerSize: 10}
+			st := readerStream(strings.NewReader(tt.in+"data: [DONE]\n\n"), cfg)
+			drainStream(st)
+			assert.Equal(t, tt.answer, st.Answer())
+			if tt.ok {
+				assert.NoError(t, st.Err())
+				return
+			}
+			require.Error(t, st.Err())
+			assert.Contains(t, st.Err().Error(), "the answer is longer than 10 bytes (raise the limit with WithMaxAnswerSize)")
+			assert.NotErrorIs(t, st.Err(), ErrStreamTruncated)
+		})
+	}
+	_, err := NewClient(WithMaxAnswerSize(0))
+	assert.ErrorContains(t, err, "WithMaxAnswerSize: 0 is not positive")
+}
+
+// TestStreamNeverReadLeavesNothing: streams that are opened and never read nor closed leave no
+// goroutine behind once their context ends.
+func TestStreamNeverReadLeavesNothing(t *testing.T) {
+	check := leakCheck(t)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeSSE(w, "event: answer\ndata: Hi\n\n")
+		<-r.Context().Done()
+	}))
+	hc := &http.Client{Transport: &http.Transport{}}
+	c, err := NewClient(WithBaseURL(srv.URL), WithHTTPClient(hc), WithAPIKey("k"))
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	var streams []*Stream
+	for range 20 {
+		st, err := c.QueryStream(ctx, "a", QueryRequest{Query: "Hi"})
+		require.NoError(t, err)
+		streams = append(streams, st)
+	}
+	cancel()
+	srv.Close()
+	hc.CloseIdleConnections()
+	check()
+	runtime.KeepAlive(streams)
+}
+
+// TestStreamEmptyEventsAreLinear: after a 4 MiB event has grown the buffers, 100,000 events with
+// empty data, blocks without data or comments cost about what as many "data: x" events cost.
+// The quadratic rescan this guards against took 687 times as long.
+func TestStreamEmptyEventsAreLinear(t *testing.T) {
+	big := "event: tool_call\ndata: " + strings.Repeat("x", 4<<20) + "\n\n"
+	cost := func(block string) time.Duration {
+		in := big + strings.Repeat(block, 100_000) + "data: [DONE]\n\n"
+		best := time.Duration(1<<63 - 1)
+		for range 3 {
+			start := time.Now()
+			st := readerStream(&chunkReader{r: strings.NewReader(in), n: 1400}, nil)
+			for st.Next() {
+			}
+			require.NoError(t, st.Err())
+			best = min(best, time.Since(start))
+		}
+		return best
+	}
+	base := cost("data: x\n\n")
+	for _, block := range []string{"data:\n\n", "event: ping\n\n", ": comment\n\n", "id: 1\nretry: 5\n\n"} {
+		ratio := float64(cost(block)) / float64(base)
+		t.Logf("%q: %.2fx the cost of as many \"data: x\" events", block, ratio)
+		assert.Less(t, ratio, 3.0, "%q costs %.2fx \"data: x\"", block, ratio)
+	}
+}
+
+// xReader hands out n bytes 'x', 1,400 per read, from no buffer of its own.
+type xReader struct{ n int }
+
+func (r *xReader) Read(p []byte) (int, error) {
+	if r.n == 0 {
+		return 0, io.EOF
+	}
+	k := min(len(p), r.n, 1400)
+	for i := range p[:k] {
+		p[i] = 'x'
+	}
+	r.n -= k
+	return k, nil
+}
+
+// heapHeld returns the heap that fn's result keeps, after a collection.
+func heapHeld(fn func() any) int64 {
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	v := fn()
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	runtime.KeepAlive(v)
+	return int64(after.HeapAlloc) - int64(before.HeapAlloc)
+}
+
+// TestStreamMemoryAfterALargeEvent: after one 1 MiB event, an open stream waiting for more holds
+// at most 2.5 MiB, and a finished one at most 1.5 MiB (the event itself is 1 MiB).
+func TestStreamMemoryAfterALargeEvent(t *testing.T) {
+	const mib = 1 << 20
+	for _, typ := range []string{"tool_call", "answer"} {
+		for _, tt := range []struct {
+			name  string
+			tail  string
+			limit int64
+		}{{"open", "", 5 * mib / 2}, {"finished", "data: [DONE]\n\n", 3 * mib / 2}} {
+			t.Run(typ+"/"+tt.name, func(t *testing.T) {
+				held := heapHeld(func() any {
+					body := io.MultiReader(strings.NewReader("event: "+typ+"\ndata: "), &xReader{n: mib}, strings.NewReader("\n\n"+tt.tail))
+					st := readerStream(body, nil)
+					require.True(t, st.Next())
+					require.Len(t, st.Current().Data, mib)
+					if tt.tail != "" {
+						require.False(t, st.Next())
+						require.NoError(t, st.Err())
+					}
+					return st
+				})
+				t.Logf("%s stream after a 1 MiB %s event holds %.2f MiB", tt.name, typ, float64(held)/mib)
+				assert.Less(t, held, tt.limit)
+			})
+		}
+	}
+}
+
+// TestIdleStreamsCostWhatNetHTTPCosts: open streams waiting for their next event hold no more
+// goroutines than net/http with a bufio.Reader, and not much more heap (the target is 1.15x,
+// measured by BenchmarkStreamIdle; the margin here is generous).
+func TestIdleStreamsCostWhatNetHTTPCosts(t *testing.T) {
+	const n = 100
+	openIdleStreams(t, 10, false) // warm up what the first connections set up
+	openIdleStreams(t, 10, true)
+	baseHeap, baseG := openIdleStreams(t, n, false)
+	heap, g := openIdleStreams(t, n, true)
+	t.Logf("per stream: %.0f B and %.2f goroutines; net/http+bufio: %.0f B and %.2f goroutines", heap, g, baseHeap, baseG)
+	assert.LessOrEqual(t, g, baseG+0.05, "goroutines per stream")
+	assert.Less(t, heap, 1.5*baseHeap, "heap per stream")
+}
