@@ -387,8 +387,9 @@ func WithMaxEventSize(n int) Option {
 	}
 }
 
-// WithStreamIdleTimeout fails a stream that receives no bytes for d (default 5 minutes; 0 turns
-// the check off). It catches a server or network that stalls without closing the connection.
+// WithStreamIdleTimeout fails a stream, or the read of any response body (a Query's answer, an
+// error page), that receives no bytes for d (default 5 minutes; 0 turns the check off). It
+// catches a server or network that stalls without closing the connection.
 func WithStreamIdleTimeout(d time.Duration) Option {
 	return func(c *config) error {
 		if d < 0 {
