@@ -20,6 +20,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/google/go-querystring/query"
 )
@@ -469,9 +470,10 @@ func hasAgentResponseShape(body []byte) bool {
 //
 // The signed URL is a credential: whoever has it can post to the receiver, so keep it out of
 // logs. An empty or short secret (under MinWebhookSecretSize bytes), a base that is not an
-// absolute http or https URL or that has a fragment, and a parameter named
-// WebhookSignatureParam or present both in base and in params are refused with a
-// *ValidationError.
+// absolute http or https URL or that has a fragment or a dot segment ("/./", "/../", "%2e%2e",
+// which senders resolve before posting), a parameter named WebhookSignatureParam or present
+// both in base and in params, and more parameters than a receiver parses (10,000) are refused
+// with a *ValidationError.
 func SignWebhookURL(base string, params any, secret []byte) (string, error) {
 	const op = "sign webhook URL"
 	if err := checkSecret(secret); err != nil {
@@ -490,6 +492,13 @@ func SignWebhookURL(base string, params any, secret []byte) (string, error) {
 	}
 	if u.Fragment != "" || u.RawFragment != "" {
 		return "", opError(op, invalid("base", "%q has a fragment, which is never sent to the receiver", u.Redacted()))
+	}
+	for _, seg := range strings.Split(u.EscapedPath(), "/") {
+		if seg, err := url.PathUnescape(seg); err == nil && (seg == "." || seg == "..") {
+			// A sender that normalizes the URL (as WHATWG URL parsers do) would post to
+			// another path than the one signed, and every delivery would be refused.
+			return "", opError(op, invalid("base", "%q has a dot segment (/./ or /../), which senders resolve before posting; write the path without it", u.Redacted()))
+		}
 	}
 	values, err := url.ParseQuery(u.RawQuery)
 	if err != nil {
@@ -521,6 +530,9 @@ func SignWebhookURL(base string, params any, secret []byte) (string, error) {
 	}
 	u.RawQuery = canonical + WebhookSignatureParam + "=" + sig
 	u.ForceQuery = false
+	if _, err := url.ParseQuery(u.RawQuery); err != nil { // as the receiver will parse it
+		return "", opError(op, invalid("params", "the signed query would not parse on the receiver: %v", err))
+	}
 	return u.String(), nil
 }
 
@@ -757,6 +769,9 @@ func (d *MemoryDeduplicator) Release(_ context.Context, key string) error {
 // or drop them. fn gets the request's context. Laburen expects a quick 200: keep fn short, or
 // have it queue the event for work done after the acknowledgment.
 //
+// The handler gives itself 10 seconds to read a delivery's body (http.ResponseController), even
+// on a server without ReadTimeout; still set ReadHeaderTimeout and ReadTimeout on the server.
+//
 // Without WithWebhookSecret anyone who learns the URL can post fake answers: see
 // SignWebhookURL. NewWebhookHandler panics if fn is nil or an option is invalid (such as a
 // secret that is too short), so that a misconfigured receiver fails at startup.
@@ -768,13 +783,18 @@ func NewWebhookHandler(fn func(context.Context, *WebhookEvent) error, opts ...We
 	if err != nil {
 		panic("laburen: NewWebhookHandler: " + err.Error())
 	}
-	return &webhookHandler{fn: fn, cfg: cfg}
+	return &webhookHandler{fn: fn, cfg: cfg, readTimeout: webhookReadTimeout}
 }
 
 type webhookHandler struct {
-	fn  func(context.Context, *WebhookEvent) error
-	cfg *webhookConfig
+	fn          func(context.Context, *WebhookEvent) error
+	cfg         *webhookConfig
+	readTimeout time.Duration // bounds the read of a delivery's body; tests shorten it
 }
+
+// webhookReadTimeout bounds the read of a delivery's body by the handler, whatever the server's
+// own ReadTimeout: a sender that stalls mid-body does not hold the handler.
+const webhookReadTimeout = 10 * time.Second
 
 // errAbort marks a handler function that panicked with http.ErrAbortHandler, which the
 // handler re-panics once the claim is released.
@@ -782,7 +802,16 @@ var errAbort = errors.New("handler aborted")
 
 func (h *webhookHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
+	// A writer without deadlines (a recorder, some middlewares) leaves the body unbounded here.
+	rc := http.NewResponseController(w)
+	deadlineSet := rc.SetReadDeadline(time.Now().Add(h.readTimeout)) == nil
 	ev, err := parseWebhook(r, h.cfg)
+	if deadlineSet && err == nil {
+		// The body is read whole: a deadline passing later would end the request's context
+		// while fn runs. After a refusal it stays, and bounds the server's discarding of the
+		// rest of the body.
+		_ = rc.SetReadDeadline(time.Time{})
+	}
 	if err != nil {
 		status := WebhookErrorStatus(err)
 		if status == http.StatusMethodNotAllowed {

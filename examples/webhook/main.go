@@ -99,7 +99,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
-	receiver := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	receiver := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second}
 	go func() { _ = receiver.Serve(ln) }()
 	defer receiver.Shutdown(context.Background()) // waits for the handler in flight
 
