@@ -193,14 +193,22 @@ func errorText(contentType string, body []byte) (code, message string) {
 }
 
 // jsonErrorText reads {"error": "X"}, {"error": {"code": .., "message": ..}} and
-// {"code": .., "message": ..}. A JSON object in none of these forms is shown as it came.
+// {"code": .., "message": ..}, with keys matched exactly (see exactObject). A JSON object in
+// none of these forms is shown as it came.
 func jsonErrorText(body []byte) (code, message string, ok bool) {
-	var v struct {
-		Error   json.RawMessage `json:"error"`
-		Message json.RawMessage `json:"message"`
-		Code    json.RawMessage `json:"code"`
-	}
-	if json.Unmarshal(body, &v) != nil {
+	var v struct{ Error, Message, Code json.RawMessage }
+	err := exactObject(body, func(key, value []byte) error {
+		switch string(key) {
+		case "error":
+			v.Error = value
+		case "message":
+			v.Message = value
+		case "code":
+			v.Code = value
+		}
+		return nil
+	})
+	if err != nil {
 		return "", "", false
 	}
 	var s string
@@ -211,12 +219,19 @@ func jsonErrorText(body []byte) (code, message string, ok bool) {
 		}
 		return code, message, true
 	}
-	var obj struct {
-		Code    json.RawMessage `json:"code"`
-		Type    json.RawMessage `json:"type"`
-		Message json.RawMessage `json:"message"`
-	}
-	if len(v.Error) > 0 && json.Unmarshal(v.Error, &obj) == nil {
+	var obj struct{ Code, Type, Message json.RawMessage }
+	isObject := len(v.Error) > 0 && exactObject(v.Error, func(key, value []byte) error {
+		switch string(key) {
+		case "code":
+			obj.Code = value
+		case "type":
+			obj.Type = value
+		case "message":
+			obj.Message = value
+		}
+		return nil
+	}) == nil
+	if isObject {
 		code = firstNonEmpty(jsonString(obj.Code), jsonString(obj.Type))
 		message = jsonString(obj.Message)
 		if code != "" || message != "" {

@@ -323,6 +323,7 @@ func TestQueryBodyIdleBound(t *testing.T) {
 					assert.ErrorIs(t, err, ErrServer, "the status is reported even when its body stalls")
 				}
 			case <-time.After(10 * time.Second):
+				srv.CloseClientConnections()
 				t.Fatal("Query did not return")
 			}
 		})
