@@ -8,6 +8,7 @@ import (
 	"maps"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 )
@@ -628,9 +629,48 @@ func decodeItems[T any](b []byte, items *[]T, decode func(*T, []byte) error) err
 	return nil
 }
 
-// leaf decodes the JSON value b into v. A value of another type is not an error: v keeps its
-// zero value, and the raw JSON keeps what came.
-func leaf(b []byte, v any) error { return lenient(json.Unmarshal(b, v)) }
+// leaf decodes the JSON value b (already checked) into v. A value of another type is not an
+// error: v keeps its zero value, and the raw JSON keeps what came. The common plain values are
+// read directly, as encoding/json would read them; anything else goes through it.
+func leaf(b []byte, v any) error {
+	switch v := v.(type) {
+	case *string:
+		if s, ok := plainString(b); ok {
+			*v = s
+			return nil
+		}
+	case *ConversationStatus:
+		if s, ok := plainString(b); ok {
+			*v = ConversationStatus(s)
+			return nil
+		}
+	case *int:
+		if n, err := strconv.Atoi(string(b)); err == nil {
+			*v = n
+			return nil
+		}
+	case *float64:
+		if f, err := strconv.ParseFloat(string(b), 64); err == nil {
+			*v = f
+			return nil
+		}
+	case *bool:
+		if string(b) == "true" || string(b) == "false" {
+			*v = string(b) == "true"
+			return nil
+		}
+	}
+	return lenient(json.Unmarshal(b, v))
+}
+
+// plainString returns the JSON string b when it has no escape and is valid UTF-8: its text is
+// then its bytes.
+func plainString(b []byte) (string, bool) {
+	if len(b) < 2 || b[0] != '"' || bytes.IndexByte(b, '\\') >= 0 || !utf8.Valid(b) {
+		return "", false
+	}
+	return string(b[1 : len(b)-1]), true
+}
 
 // valueEnd returns the end of the JSON value that starts at b[i]: after its closing quote or
 // bracket, or before the byte that ends a number or literal. It checks only the nesting; the
