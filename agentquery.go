@@ -124,7 +124,7 @@ func normalizePhone(phone string) (string, *ValidationError) {
 			// and 32 3 555 01 00 in Antwerp are the same digits.
 			return "", invalid("phone", "%q is formatted but has no leading +: %s", shorten(phone, 64), howTo)
 		default:
-			return "", invalid("phone", "%q contains %q: %s", shorten(phone, 64), r, howTo)
+			return "", invalid("phone", "%q contains %q: %s", shorten(phone, 64), string(r), howTo)
 		}
 	}
 	if err := validateWaID(string(digits)); err != nil {
@@ -163,7 +163,7 @@ func validateIDPart(field, s string) *ValidationError {
 	}
 	for _, r := range s {
 		if (r < 'a' || r > 'z') && (r < 'A' || r > 'Z') && (r < '0' || r > '9') && r != '-' {
-			return invalid(field, "%q contains %q; only ASCII letters, digits and \"-\" are allowed", shorten(s, 64), r)
+			return invalid(field, "%q contains %q; only ASCII letters, digits and \"-\" are allowed", shorten(s, 64), string(r))
 		}
 	}
 	return nil

@@ -76,6 +76,7 @@ type config struct {
 	logger            *slog.Logger
 	maxEventSize      int
 	streamIdleTimeout time.Duration
+	observer          *Observer // nil: calls are not observed
 
 	// sleep waits between attempts; nil means the package's sleep. Tests replace it to see
 	// the waits without spending them.
@@ -183,7 +184,7 @@ func WithAPIKey(key string) Option {
 	}
 }
 
-// WithBaseURL sets the API's base URL, such as "https://api.laburen.com/api". It must be an
+// WithBaseURL sets the API's base URL, such as "https://dashboard.laburen.com/api". It must be an
 // absolute http or https URL; it takes precedence over LABUREN_BASE_URL.
 func WithBaseURL(base string) Option {
 	return func(c *config) error {
@@ -429,6 +430,8 @@ type request struct {
 	path   string // below the base URL, already escaped: "/agents/x/query"
 	body   []byte // JSON
 	stream bool   // ask for text/event-stream
+	call   Call   // what an Observer is told of the call
+	obs    *observation
 }
 
 // send is the request path every endpoint goes through: it sends req, retries what is safe to
@@ -441,28 +444,34 @@ func (c *Client) send(ctx context.Context, cfg *config, req request) (*http.Resp
 		var apiErr *APIError
 		switch {
 		case err == nil && res.StatusCode >= 200 && res.StatusCode < 300:
+			req.obs.attempt(attempt, res.StatusCode, nil, -1) // observe: a 2xx attempt
 			return res, nil
 		case err == nil:
 			apiErr = readAPIError(res, cfg)
+			apiErr.Method, apiErr.Path, apiErr.Attempts = http.MethodPost, urlPath(target), attempt
 			if (apiErr.StatusCode == http.StatusUnauthorized || apiErr.StatusCode == http.StatusForbidden) && !cfg.auth.set() {
 				apiErr.hint = "no API key was configured: use WithAPIKey or set LABUREN_API_KEY"
 			}
 			apiErr.hint = joinHints(apiErr.hint, redirectHint(cfg, target, res.Request))
 			err = apiErr
 		case ctx.Err() != nil:
+			req.obs.attempt(attempt, 0, err, -1) // observe: the context ended
 			return nil, err
 		}
 		if attempt > cfg.maxRetries {
+			req.obs.attempt(attempt, statusOf(apiErr), err, -1) // observe: no retries left
 			return nil, err
 		}
 		wait, ok := retryWait(cfg, attempt, err, apiErr)
 		if !ok {
+			req.obs.attempt(attempt, statusOf(apiErr), err, -1) // observe: not retried
 			return nil, err
 		}
 		wait = min(wait, maxRetryAfter)
 		if deadline, ok := ctx.Deadline(); ok && apiErr != nil && time.Until(deadline) < wait {
 			return nil, err // the wait cannot fit: report the response now, with its RetryAfter
 		}
+		req.obs.attempt(attempt, statusOf(apiErr), err, wait) // observe: retried after wait
 		pause := cfg.sleep
 		if pause == nil {
 			pause = sleep
@@ -471,6 +480,15 @@ func (c *Client) send(ctx context.Context, cfg *config, req request) (*http.Resp
 			return nil, err
 		}
 	}
+}
+
+// urlPath is the escaped path of the URL target, as an error shows it.
+func urlPath(target string) string {
+	u, err := url.Parse(target)
+	if err != nil {
+		return ""
+	}
+	return u.EscapedPath()
 }
 
 // redirectHint explains an error response that came from where a redirect led: the HTTP client
@@ -681,6 +699,9 @@ func sleep(ctx context.Context, d time.Duration) error {
 
 // call sends req and decodes its JSON response into out.
 func (c *Client) call(ctx context.Context, cfg *config, req request, out any) error {
+	if cfg.observer != nil && req.obs == nil { // observe: the call starts and ends around it
+		return c.observedCall(ctx, cfg, req, out)
+	}
 	res, err := c.send(ctx, cfg, req)
 	if err != nil {
 		return err

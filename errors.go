@@ -46,7 +46,8 @@ const (
 )
 
 // APIError is an error reported by the Laburen API: a non-2xx HTTP answer, or an [ERROR] event
-// inside a stream (then StatusCode is the stream's own status, normally 200).
+// inside a stream (then StatusCode is the stream's own status, normally 200). Its text says
+// where it came from: "POST /api/agents/x/query: HTTP 404 Not Found: NOT_FOUND".
 type APIError struct {
 	// StatusCode is the HTTP status of the response.
 	StatusCode int
@@ -62,18 +63,38 @@ type APIError struct {
 	// RetryAfter is the wait the server asked for in a Retry-After header, zero when absent.
 	RetryAfter time.Duration
 
-	hint string // advice added by the SDK, such as "no API key was configured"
+	// Method and Path are the request's method and URL path: "POST", "/api/agents/x/query".
+	Method, Path string
+	// Attempts is how many times the request was sent, retries included (zero for an [ERROR]
+	// event).
+	Attempts int
+	// RequestID is the response's request ID, from the first of the headers X-Request-Id,
+	// Request-Id, X-Amzn-Requestid, X-Vercel-Id and Cf-Ray that it has; empty without one.
+	RequestID string
+	// Header holds the response's headers (for an [ERROR] event, the stream's).
+	Header http.Header
+
+	inStream bool   // an [ERROR] event inside a stream, not an HTTP error status
+	hint     string // advice added by the SDK, such as "no API key was configured"
 }
 
-// Error describes the failure: status, code and message, and the SDK's hint when it has one.
-func (e *APIError) Error() string {
-	var b strings.Builder
-	if e.StatusCode != 0 {
-		fmt.Fprintf(&b, "HTTP %d", e.StatusCode)
-		if t := http.StatusText(e.StatusCode); t != "" {
-			b.WriteString(" " + t)
+// requestIDHeaders are the headers read into APIError.RequestID, in order.
+var requestIDHeaders = []string{"X-Request-Id", "Request-Id", "X-Amzn-Requestid", "X-Vercel-Id", "Cf-Ray"}
+
+func requestID(h http.Header) string {
+	for _, k := range requestIDHeaders {
+		if v := h.Get(k); v != "" {
+			return oneLine(v, maxErrorCode)
 		}
 	}
+	return ""
+}
+
+// Error describes the failure: the request, the status (or "stream error" for an [ERROR]
+// event), code and message, then the request ID, the attempts and the SDK's hint when there
+// are any.
+func (e *APIError) Error() string {
+	var b strings.Builder
 	add := func(s string) {
 		if s == "" {
 			return
@@ -83,10 +104,33 @@ func (e *APIError) Error() string {
 		}
 		b.WriteString(s)
 	}
+	if e.Path != "" {
+		add(strings.TrimSpace(e.Method + " " + e.Path))
+	}
+	switch {
+	case e.inStream:
+		add("stream error")
+	case e.StatusCode != 0:
+		status := fmt.Sprintf("HTTP %d", e.StatusCode)
+		if t := http.StatusText(e.StatusCode); t != "" {
+			status += " " + t
+		}
+		add(status)
+	}
 	add(e.Code)
 	add(e.Message)
+	var notes []string
+	if e.RequestID != "" {
+		notes = append(notes, "request ID "+e.RequestID)
+	}
+	if e.Attempts > 1 {
+		notes = append(notes, fmt.Sprintf("after %d attempts", e.Attempts))
+	}
 	if e.hint != "" {
-		b.WriteString(" (" + e.hint + ")")
+		notes = append(notes, e.hint)
+	}
+	if len(notes) > 0 {
+		b.WriteString(" (" + strings.Join(notes, "; ") + ")")
 	}
 	return b.String()
 }
@@ -141,7 +185,7 @@ func invalid(field, format string, args ...any) *ValidationError {
 
 // newAPIError builds the APIError for a non-2xx response whose body (already capped) is body.
 func newAPIError(status int, header http.Header, body []byte) *APIError {
-	e := &APIError{StatusCode: status, Body: string(body)}
+	e := &APIError{StatusCode: status, Body: string(body), Header: header, RequestID: requestID(header)}
 	code, message := errorText(header.Get("Content-Type"), body)
 	e.Code, e.Message = oneLine(code, maxErrorCode), oneLine(message, maxErrorMessage)
 	if ra, ok := parseRetryAfter(header.Get("Retry-After"), time.Now()); ok {

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -107,7 +109,7 @@ func TestAPIErrors(t *testing.T) {
 			assert.LessOrEqual(t, len(apiErr.Body), maxErrorBody)
 			assert.Equal(t, tt.body[:min(len(tt.body), maxErrorBody)], apiErr.Body)
 			assert.Contains(t, err.Error(), tt.text)
-			assert.True(t, strings.HasPrefix(err.Error(), `laburen: query agent "agent-1": HTTP `), err.Error())
+			assert.True(t, strings.HasPrefix(err.Error(), `laburen: query agent "agent-1": POST /api/agents/agent-1/query: HTTP `), err.Error())
 			assert.Equal(t, tt.noKey, strings.Contains(err.Error(), "no API key"))
 			for name, sentinel := range sentinels {
 				want := false
@@ -164,6 +166,12 @@ func TestAPIErrorMessage(t *testing.T) {
 		{APIError{StatusCode: 599, Message: "odd"}, "HTTP 599: odd"},
 		{APIError{Code: "X", Message: "y"}, "X: y"},
 		{APIError{StatusCode: 401, hint: "no key"}, "HTTP 401 Unauthorized (no key)"},
+		{APIError{StatusCode: 404, Code: "NOT_FOUND", Method: "POST", Path: "/api/agents/x/query"},
+			"POST /api/agents/x/query: HTTP 404 Not Found: NOT_FOUND"},
+		{APIError{StatusCode: 503, Method: "POST", Path: "/q", Attempts: 3, RequestID: "r1", hint: "h"},
+			"POST /q: HTTP 503 Service Unavailable (request ID r1; after 3 attempts; h)"},
+		{APIError{StatusCode: 200, Code: "USAGE_LIMIT", Method: "POST", Path: "/q", inStream: true},
+			"POST /q: stream error: USAGE_LIMIT"},
 	}
 	for _, tt := range tests {
 		assert.Equal(t, tt.want, tt.err.Error())
@@ -244,6 +252,69 @@ func TestErrorBodyKeysMatchExactly(t *testing.T) {
 			e := newAPIError(http.StatusNotFound, http.Header{"Content-Type": {"application/json"}}, []byte(tt.body))
 			assert.Equal(t, tt.code, e.Code)
 			assert.Equal(t, tt.message, e.Message)
+		})
+	}
+}
+
+// TestAPIErrorSaysWhere: an APIError names the request it answers, so that an unknown agent and
+// a base URL without /api read differently; it counts the attempts, shows the request ID and
+// keeps the response headers; an [ERROR] event reads as a stream error.
+func TestAPIErrorSaysWhere(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Backend", "b7")
+		switch r.URL.Path {
+		case "/api/agents/busy/query":
+			w.Header().Set("X-Request-Id", "req-42")
+			w.WriteHeader(http.StatusServiceUnavailable)
+		case "/api/agents/a1/query":
+			w.Header().Set("Content-Type", "text/event-stream")
+			w.Header().Set("X-Vercel-Id", "gru1::abc")
+			io.WriteString(w, "data: Hi\n\ndata: [ERROR]NOT_FOUND\n\n")
+		case "/api/agents/nope/query":
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusNotFound)
+			io.WriteString(w, `{"error":"NOT_FOUND"}`)
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	tests := []struct {
+		name      string
+		base      string
+		agent     string
+		stream    bool
+		text      string
+		attempts  int
+		requestID string
+	}{
+		{name: "unknown agent", base: srv.URL + "/api", agent: "nope", attempts: 1,
+			text: `laburen: query agent "nope": POST /api/agents/nope/query: HTTP 404 Not Found: NOT_FOUND`},
+		{name: "base URL without /api", base: srv.URL, agent: "nope", attempts: 1,
+			text: `laburen: query agent "nope": POST /agents/nope/query: HTTP 404 Not Found: 404 page not found`},
+		{name: "after retries, with a request ID", base: srv.URL + "/api", agent: "busy", attempts: 3, requestID: "req-42",
+			text: `laburen: query agent "busy": POST /api/agents/busy/query: HTTP 503 Service Unavailable (request ID req-42; after 3 attempts)`},
+		{name: "an [ERROR] event", base: srv.URL + "/api", agent: "a1", stream: true, requestID: "gru1::abc",
+			text: `laburen: stream query agent "a1": POST /api/agents/a1/query: stream error: NOT_FOUND (request ID gru1::abc; sent as an [ERROR] event in the stream)`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := NewClient(WithBaseURL(tt.base), WithAPIKey(testKey), WithRetryDelay(0))
+			require.NoError(t, err)
+			if tt.stream {
+				st, serr := c.QueryStream(t.Context(), tt.agent, QueryRequest{Query: "Hi"})
+				require.NoError(t, serr)
+				_, err = st.Final()
+			} else {
+				_, err = c.Query(t.Context(), tt.agent, QueryRequest{Query: "Hi"})
+			}
+			var apiErr *APIError
+			require.ErrorAs(t, err, &apiErr)
+			assert.Equal(t, tt.text, err.Error())
+			assert.Equal(t, tt.attempts, apiErr.Attempts)
+			assert.Equal(t, tt.requestID, apiErr.RequestID)
+			assert.Equal(t, "b7", apiErr.Header.Get("X-Backend"))
+			assert.NotContains(t, err.Error(), "HTTP 200")
 		})
 	}
 }

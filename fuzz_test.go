@@ -25,8 +25,10 @@ func FuzzAPIError(f *testing.F) {
 	f.Add(0, "", "NaN", []byte("\xff\xfe\x1b[31mred\r\nline"))
 	f.Fuzz(func(t *testing.T, status int, contentType, retryAfter string, body []byte) {
 		body = body[:min(len(body), maxErrorBody)]
-		header := http.Header{"Content-Type": {contentType}, "Retry-After": {retryAfter}}
+		// The Retry-After text doubles as a request ID: both come from the server's headers.
+		header := http.Header{"Content-Type": {contentType}, "Retry-After": {retryAfter}, "X-Request-Id": {retryAfter}}
 		e := newAPIError(status, header, body)
+		checkShownText(t, "request ID", e.RequestID, maxErrorCode)
 		assert.Equal(t, string(body), e.Body, "the raw body is kept")
 		assert.GreaterOrEqual(t, e.RetryAfter, 0*e.RetryAfter)
 		checkShownText(t, "code", e.Code, maxErrorCode)
@@ -37,7 +39,7 @@ func FuzzAPIError(f *testing.F) {
 				_ = errors.Is(e, s)
 			}
 		})
-		assert.LessOrEqual(t, len(msg), 64+maxErrorCode+maxErrorMessage+200, "Error() is bounded")
+		assert.LessOrEqual(t, len(msg), 64+2*maxErrorCode+maxErrorMessage+200, "Error() is bounded")
 	})
 }
 

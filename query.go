@@ -70,7 +70,11 @@ func (c *Client) prepare(agentID, endpoint string, body requestBody, streaming b
 	if b, err = withExtra(b, body.extraFields(), reflect.TypeOf(body).Elem()); err != nil {
 		return nil, request{}, err
 	}
-	return cfg, request{path: agentPath(agentID, endpoint), body: b, stream: streaming}, nil
+	call := Call{Operation: endpoint, AgentID: agentID, Stream: streaming}
+	if r, ok := body.(*QueryRequest); ok {
+		call.Async = r.WebhookURL != ""
+	}
+	return cfg, request{path: agentPath(agentID, endpoint), body: b, stream: streaming, call: call}, nil
 }
 
 // agentPath is the escaped path of an agent's endpoint.

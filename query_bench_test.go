@@ -153,6 +153,28 @@ func TestQueryAllocationBudget(t *testing.T) {
 	require.Zero(t, failed.Load())
 	t.Logf("allocations per query: SDK %.0f, net/http baseline %.0f (%.2fx)", sdk, base, sdk/base)
 	assert.LessOrEqual(t, sdk, 1.5*base)
+
+	// The observation hook costs nothing without an Observer: its steps on the request path
+	// allocate nothing. With one, the observation itself costs one record per call (the bound
+	// leaves room for the few allocations by which two runs of the loopback differ).
+	call := Call{Operation: "query", AgentID: "clagent1"}
+	assert.Zero(t, testing.AllocsPerRun(100, func() {
+		_, obs := startObservation(ctx, &c.cfg, call)
+		obs.attempt(1, 200, nil, -1)
+		obs.firstAnswer()
+		obs.end(nil, &QueryResponse{})
+	}), "allocations of the unobserved hook")
+	observed, err := NewClient(WithBaseURL(srv.URL), WithAPIKey(testKey), WithHTTPClient(hc),
+		WithObserver(Observer{End: func(context.Context, Call, CallEnd) {}}))
+	require.NoError(t, err)
+	withObserver := testing.AllocsPerRun(200, func() {
+		if _, err := observed.Query(ctx, "clagent1", benchRequest); err != nil {
+			failed.Add(1)
+		}
+	})
+	require.Zero(t, failed.Load())
+	t.Logf("allocations per observed query: %.0f", withObserver)
+	assert.LessOrEqual(t, withObserver, sdk+5)
 }
 
 // BenchmarkQueryBurst runs 8 waves of 128 concurrent queries per operation and reports the

@@ -64,11 +64,15 @@ func TestReadmeStreamingSnippets(t *testing.T) {
 }
 
 // TestReadmeWebhookSnippets checks that the code of the README's "Conversational mode and
-// webhooks" section is the code of Example_conversationalMode, which the compiler checks.
+// webhooks" section is the code of Example_conversationalMode, which the compiler checks, and
+// of the stores' examples, which the compiler checks in their modules.
 func TestReadmeWebhookSnippets(t *testing.T) {
 	readme := readmecheck.ReadFile(t, "README.md")
 	example := readmecheck.ReadFile(t, "webhook_example_test.go")
 	require.Len(t, readmecheck.Regions(example), 2)
-	readmecheck.Match(t, readmecheck.Blocks(t, readme, "Conversational mode and webhooks"), example,
-		"QueryAsync", "receiving")
+	blocks := readmecheck.Blocks(t, readme, "Conversational mode and webhooks")
+	require.Len(t, blocks, 4)
+	readmecheck.Match(t, blocks[:2], example, "QueryAsync", "receiving")
+	readmecheck.Match(t, blocks[2:3], readmecheck.ReadFile(t, "laburenredis/example_test.go"), "redis store")
+	readmecheck.Match(t, blocks[3:], readmecheck.ReadFile(t, "laburenpg/example_test.go"), "postgres store")
 }

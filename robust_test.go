@@ -384,7 +384,7 @@ func TestRedirects(t *testing.T) {
 		var apiErr *APIError
 		require.ErrorAs(t, err, &apiErr)
 		assert.Equal(t, http.StatusTemporaryRedirect, apiErr.StatusCode)
-		assert.Contains(t, err.Error(), `laburen: query agent "a1": HTTP 307 Temporary Redirect`)
+		assert.Contains(t, err.Error(), `laburen: query agent "a1": POST /away/agents/a1/query: HTTP 307 Temporary Redirect`)
 	})
 	t.Run("a stream follows a 307 too", func(t *testing.T) {
 		c, err := NewClient(WithBaseURL(api.URL+"/away"), WithAPIKey(testKey), WithHTTPClient(&http.Client{Transport: tr}), WithMaxRetries(0))

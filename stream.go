@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"iter"
+	"net/http"
 	"strconv"
 	"strings"
 	"sync"
@@ -94,6 +95,9 @@ func (c *Client) AgentQueryStream(ctx context.Context, agentID string, req Agent
 
 // openStream sends a streaming request through the request path and wraps its response.
 func (c *Client) openStream(ctx context.Context, op string, cfg *config, r request) (*Stream, error) {
+	if cfg.observer != nil && r.obs == nil { // observe: the call starts here, ends with the stream
+		return c.observedStream(ctx, op, cfg, r)
+	}
 	sctx, cancel := context.WithCancelCause(ctx)
 	res, err := c.send(sctx, cfg, r)
 	if err != nil {
@@ -105,7 +109,9 @@ func (c *Client) openStream(ctx context.Context, op string, cfg *config, r reque
 	mediaType = strings.ToLower(strings.TrimSpace(mediaType))
 	switch {
 	case ct == "" || mediaType == "text/event-stream":
-		return newStream(ctx, sctx, cancel, op, res.StatusCode, res.Body, cfg), nil
+		s := newStream(ctx, sctx, cancel, op, res.StatusCode, res.Body, cfg)
+		s.path, s.header = urlPath(cfg.baseURL+r.path), res.Header
+		return s, nil
 	case mediaType == "application/json" || strings.HasSuffix(mediaType, "+json"):
 		defer cancel(nil)
 		defer res.Body.Close()
@@ -138,6 +144,8 @@ func (c *Client) openStream(ctx context.Context, op string, cfg *config, r reque
 // waiting for data at once. The stream also releases its connection by itself when it ends.
 type Stream struct {
 	op     string
+	path   string // the request's URL path and the response's headers, for an [ERROR] event
+	header http.Header
 	status int
 
 	// mu guards the parsing coroutine and the resources: Next holds it while the coroutine
@@ -181,6 +189,8 @@ type Stream struct {
 	qi, qn    int
 	parsed    bool  // go-sse has stopped: the queue is all that is left
 	parseErr  error // the error go-sse stopped with
+
+	obs *observation // told of the first answer event and of the end; nil when unobserved
 }
 
 // queued is an event as go-sse parsed it, and what Next made of it.
@@ -396,6 +406,7 @@ func (s *Stream) handle(q *queued) bool {
 		return false
 	}
 	if EventType(q.typ) == EventAnswer {
+		s.obs.firstAnswer() // observe: the first answer event
 		// Decode straight into the answer: the event's text is the answer's new tail, which a
 		// strings.Builder never changes, so an encoded piece costs no allocation of its own.
 		start := s.answer.Len()
@@ -519,7 +530,8 @@ func (s *Stream) drain() {
 
 // inBandError is the *APIError of an "[ERROR]..." event.
 func (s *Stream) inBandError(msg, raw string) error {
-	e := &APIError{StatusCode: s.status, Body: raw, hint: "sent as an [ERROR] event in the stream"}
+	e := &APIError{StatusCode: s.status, Body: raw, Method: http.MethodPost, Path: s.path,
+		RequestID: requestID(s.header), Header: s.header, inStream: true, hint: "sent as an [ERROR] event in the stream"}
 	e.Code, e.Message = splitText(oneLine(msg, maxErrorMessage))
 	if e.Code == "" && e.Message == "" {
 		e.Message = "the server reported an error without a code or message"
@@ -567,6 +579,7 @@ func (s *Stream) end(err error) {
 	} else {
 		s.err = opError(s.op, err)
 	}
+	s.obs.end(s.err, s.resp) // observe: how the stream ended
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.release()
@@ -626,6 +639,9 @@ func (s *Stream) Response() *QueryResponse { return s.resp }
 // more than once; it ends a Next that is waiting for data. It always returns nil.
 func (s *Stream) Close() error {
 	s.closed.Store(true)
+	if s.obs != nil && !s.obs.ended.Load() { // observe: closed before its end
+		s.obs.end(opError(s.op, &streamError{msg: "stream closed before its end", errs: []error{ErrStreamClosed}}), nil)
+	}
 	if s.cancel != nil {
 		s.cancel(context.Canceled)
 	}
@@ -719,7 +735,7 @@ func newIdleTimer(d time.Duration, fail func(error)) *idleTimer {
 		done: make(chan struct{}),
 		err: &streamError{
 			msg:  fmt.Sprintf("no data arrived for %v, the stream stalled (WithStreamIdleTimeout)", d),
-			errs: []error{context.DeadlineExceeded},
+			errs: []error{context.DeadlineExceeded, errStreamIdle},
 		},
 	}
 	it.t = time.AfterFunc(time.Hour, func() {

@@ -301,7 +301,8 @@ func TestStreamFixtureDetails(t *testing.T) {
 		assert.Equal(t, "[ERROR]USAGE_LIMIT", apiErr.Body)
 		assert.True(t, errors.Is(st.Err(), ErrUsageLimit))
 		assert.False(t, errors.Is(st.Err(), ErrStreamTruncated))
-		assert.Contains(t, st.Err().Error(), `laburen: stream test: HTTP 200 OK: USAGE_LIMIT`)
+		assert.Contains(t, st.Err().Error(), `laburen: stream test: stream error: USAGE_LIMIT (sent as an [ERROR] event in the stream)`)
+		assert.NotContains(t, st.Err().Error(), "HTTP 200")
 	})
 	t.Run("a tool call keeps its JSON", func(t *testing.T) {
 		st := open(t, "stream_tool_call")
@@ -648,7 +649,7 @@ func TestQueryStreamFailsBeforeTheStream(t *testing.T) {
 			var apiErr *APIError
 			require.ErrorAs(t, err, &apiErr)
 			assert.Equal(t, tt.status, apiErr.StatusCode)
-			assert.True(t, strings.HasPrefix(err.Error(), `laburen: stream query agent "a1": HTTP `), err.Error())
+			assert.True(t, strings.HasPrefix(err.Error(), `laburen: stream query agent "a1": POST /agents/a1/query: HTTP `), err.Error())
 			for _, target := range tt.is {
 				assert.ErrorIs(t, err, target)
 			}

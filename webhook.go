@@ -6,6 +6,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -15,6 +16,7 @@ import (
 	"math"
 	"net/http"
 	"net/url"
+	"reflect"
 	"runtime/debug"
 	"slices"
 	"strconv"
@@ -38,6 +40,9 @@ const (
 	// WebhookSignatureParam is the query parameter that carries the signature SignWebhookURL
 	// adds to a webhook URL. The caller's own parameters must not use this name.
 	WebhookSignatureParam = "laburen_sig"
+	// WebhookExpiryParam is the query parameter that carries the expiry ExpiresAt adds to a
+	// signed webhook URL, in Unix seconds. The caller's own parameters must not use this name.
+	WebhookExpiryParam = "laburen_exp"
 	// DefaultWebhookMaxBodySize is the largest webhook body accepted unless
 	// WithWebhookMaxBodySize sets another: 1 MiB.
 	DefaultWebhookMaxBodySize = 1 << 20
@@ -122,6 +127,9 @@ var (
 	// its path and query under any of the secrets: it was altered, or signed with another
 	// secret (401).
 	ErrWebhookBadSignature = errors.New("laburen: webhook: bad signature")
+	// ErrWebhookExpired: a secret is configured and the URL's signed expiry (ExpiresAt) has
+	// passed, beyond the tolerance of WithWebhookClockSkew (401).
+	ErrWebhookExpired = errors.New("laburen: webhook: URL expired")
 	// ErrWebhookTooLarge: the body exceeds the size cap (413).
 	ErrWebhookTooLarge = errors.New("laburen: webhook: body too large")
 	// ErrWebhookMalformed: the body is empty, not JSON, or an agent.response whose fields
@@ -156,7 +164,7 @@ func webhookErr(class error, cause error, format string, args ...any) error {
 }
 
 // WebhookErrorStatus returns the HTTP status NewWebhookHandler answers for an error returned by
-// ParseWebhook: 405, 401, 413 or 400 for the errors above, 500 for any other (such as a bad
+// ParseWebhook: 405, 401 (also for ErrWebhookExpired), 413 or 400 for the errors above, 500 for any other (such as a bad
 // option), and 200 for nil. Use it in a handler of your own built on ParseWebhook.
 func WebhookErrorStatus(err error) int {
 	switch {
@@ -164,7 +172,7 @@ func WebhookErrorStatus(err error) int {
 		return http.StatusOK
 	case errors.Is(err, ErrWebhookMethod):
 		return http.StatusMethodNotAllowed
-	case errors.Is(err, ErrWebhookUnsigned), errors.Is(err, ErrWebhookBadSignature):
+	case errors.Is(err, ErrWebhookUnsigned), errors.Is(err, ErrWebhookBadSignature), errors.Is(err, ErrWebhookExpired):
 		return http.StatusUnauthorized
 	case errors.Is(err, ErrWebhookTooLarge):
 		return http.StatusRequestEntityTooLarge
@@ -192,7 +200,7 @@ type WebhookEvent struct {
 	// body has none.
 	AgentResponse *QueryResponse
 	// Params are the query parameters of the webhook URL, verified against the signature
-	// (which is removed): the values given to SignWebhookURL. Nil when no secret is
+	// (which is removed, with the expiry): the values given to SignWebhookURL. Nil when no secret is
 	// configured, since unverified values cannot be trusted.
 	Params url.Values
 	// Header is the request's header.
@@ -219,18 +227,26 @@ func (m *WebhookMessage) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// DeliveryKey identifies the delivery for deduplication: the event name and the answer's
-// messageId when the body has one, otherwise a SHA-256 hash of the event name and the body. Two
-// deliveries of the same answer have the same key.
+// DeliveryKey identifies the delivery for deduplication: 64 hex digits of a SHA-256 hash of the
+// verified Params, the event name, and the answer's messageId when the body has one (otherwise
+// the body). Two deliveries of the same answer on the same URL have the same key; the same
+// messageId posted on two differently signed URLs has two keys.
 func (e *WebhookEvent) DeliveryKey() string {
-	if e.AgentResponse != nil && e.AgentResponse.MessageID != "" {
-		return e.Name + ":" + e.AgentResponse.MessageID
-	}
 	h := sha256.New()
-	io.WriteString(h, e.Name)
-	h.Write([]byte{0})
-	h.Write(e.Body)
-	return e.Name + ":sha256:" + hex.EncodeToString(h.Sum(nil))
+	part := func(kind string, b []byte) {
+		var n [binary.MaxVarintLen64]byte
+		io.WriteString(h, kind)
+		h.Write(n[:binary.PutUvarint(n[:], uint64(len(b)))])
+		h.Write(b)
+	}
+	part("params", []byte(e.Params.Encode()))
+	part("event", []byte(e.Name))
+	if e.AgentResponse != nil && e.AgentResponse.MessageID != "" {
+		part("messageId", []byte(e.AgentResponse.MessageID))
+	} else {
+		part("body", e.Body)
+	}
+	return hex.EncodeToString(h.Sum(nil))
 }
 
 // String describes the event briefly, without its body, header or parameters, so that logging
@@ -253,6 +269,7 @@ type webhookConfig struct {
 	dedup     WebhookDeduplicator
 	logger    *slog.Logger
 	loggerSet bool
+	skew      time.Duration
 }
 
 // WebhookOption configures ParseWebhook and NewWebhookHandler. It is not a client Option: the
@@ -324,6 +341,18 @@ func WithWebhookLogger(l *slog.Logger) WebhookOption {
 	}
 }
 
+// WithWebhookClockSkew accepts a URL signed with ExpiresAt for d after its expiry, for a
+// signer whose clock runs behind the receiver's (default 0).
+func WithWebhookClockSkew(d time.Duration) WebhookOption {
+	return func(c *webhookConfig) error {
+		if d < 0 {
+			return fmt.Errorf("WithWebhookClockSkew: %v is negative", d)
+		}
+		c.skew = d
+		return nil
+	}
+}
+
 func newWebhookConfig(opts []WebhookOption) (*webhookConfig, error) {
 	cfg := &webhookConfig{maxBody: DefaultWebhookMaxBodySize}
 	for _, opt := range opts {
@@ -353,7 +382,7 @@ func parseWebhook(r *http.Request, cfg *webhookConfig) (*WebhookEvent, error) {
 	}
 	var params url.Values
 	if len(cfg.secrets) > 0 {
-		p, err := verifyWebhookURL(r, cfg.secrets)
+		p, err := verifyWebhookURL(r, cfg.secrets, cfg.skew)
 		if err != nil {
 			return nil, err
 		}
@@ -454,8 +483,9 @@ func hasAgentResponseShape(body []byte) bool {
 }
 
 // SignWebhookURL returns base with the caller's params and a signature added to its query: the
-// URL to pass as QueryRequest.WebhookURL. params is nil, a url.Values, or a struct (or pointer
-// to one) whose fields have `url` tags, encoded by github.com/google/go-querystring:
+// URL to pass as QueryRequest.WebhookURL. params is nil, a url.Values, a map[string]string, or a
+// struct (or pointer to one) whose fields have `url` tags, encoded by
+// github.com/google/go-querystring:
 //
 //	type hookParams struct {
 //		Tenant string `url:"tenant"`
@@ -469,15 +499,22 @@ func hasAgentResponseShape(body []byte) bool {
 // receiver as it is in base: a proxy that rewrites it breaks the signature.
 //
 // The signed URL is a credential: whoever has it can post to the receiver, so keep it out of
-// logs. An empty or short secret (under MinWebhookSecretSize bytes), a base that is not an
-// absolute http or https URL or that has a fragment or a dot segment ("/./", "/../", "%2e%2e",
-// which senders resolve before posting), a parameter named WebhookSignatureParam or present
-// both in base and in params, and more parameters than a receiver parses (10,000) are refused
-// with a *ValidationError.
-func SignWebhookURL(base string, params any, secret []byte) (string, error) {
+// logs, or give it an end with ExpiresAt. An empty or short secret (under MinWebhookSecretSize
+// bytes), a base that is not an absolute http or https URL or that has a fragment or a dot
+// segment ("/./", "/../", "%2e%2e", which senders resolve before posting), a parameter named
+// WebhookSignatureParam or WebhookExpiryParam or present both in base and in params, and more
+// parameters than a receiver parses (10,000) are refused with a *ValidationError.
+func SignWebhookURL(base string, params any, secret []byte, opts ...SignOption) (string, error) {
 	const op = "sign webhook URL"
 	if err := checkSecret(secret); err != nil {
 		return "", opError(op, invalid("secret", "%v", err))
+	}
+	var sc signConfig
+	for _, opt := range opts {
+		opt(&sc)
+	}
+	if sc.expiresSet && sc.expires.Unix() <= 0 {
+		return "", opError(op, invalid("ExpiresAt", "%v is not after 1970", sc.expires))
 	}
 	u, err := url.Parse(base)
 	if err != nil {
@@ -504,8 +541,10 @@ func SignWebhookURL(base string, params any, secret []byte) (string, error) {
 	if err != nil {
 		return "", opError(op, invalid("base", "query: %v", err))
 	}
-	if values.Has(WebhookSignatureParam) {
-		return "", opError(op, invalid("base", "already has a %s parameter", WebhookSignatureParam))
+	for _, name := range []string{WebhookSignatureParam, WebhookExpiryParam} {
+		if values.Has(name) {
+			return "", opError(op, invalid("base", "already has a %s parameter", name))
+		}
 	}
 	extra, err := encodeWebhookParams(params)
 	if err != nil {
@@ -513,12 +552,15 @@ func SignWebhookURL(base string, params any, secret []byte) (string, error) {
 	}
 	for k, vs := range extra {
 		switch {
-		case k == WebhookSignatureParam:
-			return "", opError(op, invalid("params", "%q is the signature's parameter name", k))
+		case k == WebhookSignatureParam, k == WebhookExpiryParam:
+			return "", opError(op, invalid("params", "%q is a parameter name of the SDK's", k))
 		case values.Has(k):
 			return "", opError(op, invalid("params", "%q is also a parameter of the base URL", k))
 		}
 		values[k] = vs
+	}
+	if sc.expiresSet {
+		values.Set(WebhookExpiryParam, strconv.FormatInt(sc.expires.Unix(), 10))
 	}
 	if u.Path == "" {
 		u.Path, u.RawPath = "/", ""
@@ -540,6 +582,21 @@ func SignWebhookURL(base string, params any, secret []byte) (string, error) {
 // current Go releases): a signed URL with more is refused by the receiver.
 const maxWebhookParams = 10000
 
+// SignOption configures SignWebhookURL.
+type SignOption func(*signConfig)
+
+type signConfig struct {
+	expires    time.Time
+	expiresSet bool
+}
+
+// ExpiresAt makes the signed URL expire at t (to the second): the expiry is part of the signed
+// query, and a receiver with WithWebhookSecret refuses the URL after it with 401
+// (ErrWebhookExpired). Choose t past the longest time Laburen may take to answer and redeliver.
+func ExpiresAt(t time.Time) SignOption {
+	return func(c *signConfig) { c.expires, c.expiresSet = t, true }
+}
+
 // encodeWebhookParams turns SignWebhookURL's params into URL values.
 func encodeWebhookParams(params any) (url.Values, error) {
 	switch p := params.(type) {
@@ -547,6 +604,21 @@ func encodeWebhookParams(params any) (url.Values, error) {
 		return nil, nil
 	case url.Values:
 		return p, nil
+	case map[string][]string:
+		return p, nil
+	case map[string]string:
+		values := url.Values{}
+		for k, v := range p {
+			values.Set(k, v)
+		}
+		return values, nil
+	}
+	t := reflect.TypeOf(params)
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t.Kind() != reflect.Struct {
+		return nil, invalid("params", "is a %T: give nil, a url.Values, a map[string]string or a struct (or pointer to one) with `url` tags", params)
 	}
 	values, err := query.Values(params)
 	if err != nil {
@@ -595,9 +667,10 @@ func requestTarget(r *http.Request) (path, rawQuery string) {
 	return r.URL.EscapedPath(), r.URL.RawQuery
 }
 
-// verifyWebhookURL checks the signature of the request's URL under any of secrets and returns
-// the verified query parameters without the signature.
-func verifyWebhookURL(r *http.Request, secrets [][]byte) (url.Values, error) {
+// verifyWebhookURL checks the signature of the request's URL under any of secrets, then its
+// expiry (with skew of tolerance), and returns the verified query parameters without the
+// signature and the expiry.
+func verifyWebhookURL(r *http.Request, secrets [][]byte, skew time.Duration) (url.Values, error) {
 	path, rawQuery := requestTarget(r)
 	values, perr := url.ParseQuery(rawQuery)
 	sigs, signed := values[WebhookSignatureParam]
@@ -618,10 +691,32 @@ func verifyWebhookURL(r *http.Request, secrets [][]byte) (url.Values, error) {
 	path = canonicalPath(path)
 	for _, secret := range secrets {
 		if hmac.Equal(got, webhookMAC(secret, path, canonical)) {
-			return values, nil
+			return values, checkWebhookExpiry(values, skew)
 		}
 	}
 	return nil, webhookErr(ErrWebhookBadSignature, nil, "it does not match the URL's path and query under any configured secret")
+}
+
+// checkWebhookExpiry refuses verified values whose expiry passed more than skew ago, and
+// removes the expiry from them.
+func checkWebhookExpiry(values url.Values, skew time.Duration) error {
+	exps, ok := values[WebhookExpiryParam]
+	if !ok {
+		return nil
+	}
+	delete(values, WebhookExpiryParam)
+	if len(exps) != 1 {
+		return webhookErr(ErrWebhookBadSignature, nil, "the URL has %d %s parameters", len(exps), WebhookExpiryParam)
+	}
+	sec, err := strconv.ParseInt(exps[0], 10, 64)
+	if err != nil {
+		return webhookErr(ErrWebhookBadSignature, nil, "the URL's %s is not a number of seconds", WebhookExpiryParam)
+	}
+	exp := time.Unix(sec, 0)
+	if time.Now().After(exp.Add(skew)) {
+		return webhookErr(ErrWebhookExpired, nil, "the URL expired at %s", exp.UTC().Format(time.RFC3339))
+	}
+	return nil
 }
 
 // DedupStatus is the answer of WebhookDeduplicator.Claim.
@@ -630,8 +725,8 @@ type DedupStatus int
 // The answers of WebhookDeduplicator.Claim. The zero value is none of them: a Claim that
 // returns it without an error is a bug the handler reports as a failure.
 const (
-	// DedupClaimed: the key is new; the caller handles the delivery, then calls Done or
-	// Release.
+	// DedupClaimed: the key is new, or its last claim's lease ran out; the caller handles the
+	// delivery, then calls Done or Release with the claim's token.
 	DedupClaimed DedupStatus = iota + 1
 	// DedupDone: a delivery with this key was handled already.
 	DedupDone
@@ -652,36 +747,61 @@ func (s DedupStatus) String() string {
 	return "DedupStatus(" + strconv.Itoa(int(s)) + ")"
 }
 
+// ErrDedupClaimLost is returned (wrapped) by WebhookDeduplicator.Done and Release when the
+// claim is no longer the caller's: its lease ran out and another delivery took the key over,
+// or it was released already.
+var ErrDedupClaimLost = errors.New("laburen: webhook deduplicator: claim lost")
+
+// DefaultDedupClaimTTL is the lease of a claim unless a deduplicator is given another: a
+// delivery whose handling outlives it may be handled a second time.
+const DefaultDedupClaimTTL = time.Minute
+
 // WebhookDeduplicator remembers which deliveries were handled, so that NewWebhookHandler passes
 // each to its function once even when Laburen delivers it twice, concurrently or later. Keys
 // come from WebhookEvent.DeliveryKey. A key goes through two states: claimed (being handled)
 // and done (handled). The handler calls Claim before fn; when fn succeeds it calls Done, and
-// when fn fails or panics it calls Release, so that a redelivery is handled.
+// on any other way out of fn (an error, a panic, runtime.Goexit) Release, so that a
+// redelivery is handled.
+//
+// A claim is a lease: once its time-to-live passes, Claim hands the key to the next delivery
+// (a replica that died or hung frees it), with a new token. Done and Release act only while the
+// claim is still the token's, and return ErrDedupClaimLost otherwise, so that a late replica
+// can neither mark nor free the new owner's claim.
 //
 // The handler answers a delivery whose key is done with 200 without calling fn, and one whose
 // key is claimed by a delivery still being handled with 503 and Retry-After: 1, since the first
 // may yet fail: a 200 would then lose the answer.
 //
-// Implementations must be safe for concurrent use. MemoryDeduplicator serves one process. For
-// several replicas use a shared store, for example Redis:
-//
-//   - Claim: SET key "claimed" NX PX <longest fn run>; OK means DedupClaimed; otherwise GET
-//     key: "done" means DedupDone, anything else DedupInFlight. The expiry frees a claim whose
-//     process died.
-//   - Done: SET key "done" PX <how long redeliveries can come, such as a day>.
-//   - Release: DEL key when its value is still "claimed" (a small Lua script).
-//
-// or SQL: a table (key primary key, state, updated_at); Claim is INSERT ... ON CONFLICT DO
-// NOTHING (or an UPDATE that takes over a claim older than a timeout), then a SELECT of the
-// state; Done updates the state; Release deletes the claimed row.
+// Implementations must be safe for concurrent use. MemoryDeduplicator serves one process; the
+// modules laburenredis and laburenpg serve several replicas.
 type WebhookDeduplicator interface {
-	// Claim claims key for a delivery about to be handled, unless it is done or claimed.
-	Claim(ctx context.Context, key string) (DedupStatus, error)
-	// Done records that the delivery claimed under key was handled.
-	Done(ctx context.Context, key string) error
-	// Release drops the claim on key after the delivery failed, so that a redelivery is
-	// handled.
-	Release(ctx context.Context, key string) error
+	// Claim claims key for a delivery about to be handled, unless it is done or claimed
+	// under a lease still running. With DedupClaimed it returns the claim's token, unique to
+	// this claim.
+	Claim(ctx context.Context, key string) (DedupStatus, string, error)
+	// Done records that the delivery claimed under key with token was handled.
+	Done(ctx context.Context, key, token string) error
+	// Release drops the claim on key with token after the delivery failed, so that a
+	// redelivery is handled.
+	Release(ctx context.Context, key, token string) error
+}
+
+// DedupClaim is the claim on the delivery a handler's function is handling.
+type DedupClaim struct {
+	// Key is the delivery key (WebhookEvent.DeliveryKey).
+	Key string
+	// Token is the token Claim returned.
+	Token string
+}
+
+type dedupClaimKey struct{}
+
+// DedupClaimFromContext returns the claim on the delivery being handled, from the context
+// NewWebhookHandler passes to its function when it has a deduplicator. A store uses it to
+// record the delivery as done in the function's own transaction (laburenpg's DoneTx).
+func DedupClaimFromContext(ctx context.Context) (DedupClaim, bool) {
+	c, ok := ctx.Value(dedupClaimKey{}).(DedupClaim)
+	return c, ok
 }
 
 // DefaultDedupCapacity is the capacity NewMemoryDeduplicator uses when given none.
@@ -689,53 +809,92 @@ const DefaultDedupCapacity = 10000
 
 // MemoryDeduplicator is a WebhookDeduplicator for a single process. It remembers the keys of
 // the last capacity handled deliveries (the oldest is forgotten first) and every claim in
-// flight. It is safe for concurrent use.
+// flight, each for its lease (DefaultDedupClaimTTL unless WithDedupClaimTTL). It is safe for
+// concurrent use.
 type MemoryDeduplicator struct {
 	mu       sync.Mutex
 	capacity int
-	claimed  map[string]struct{}
+	claimTTL time.Duration
+	tokens   uint64
+	claimed  map[string]memoryClaim
 	done     map[string]struct{}
 	order    []string // done keys, a ring once full: order[next] is the oldest
 	next     int
 }
 
+// memoryClaim is a claim of MemoryDeduplicator: its token and the end of its lease.
+type memoryClaim struct {
+	token string
+	until time.Time
+}
+
 var _ WebhookDeduplicator = (*MemoryDeduplicator)(nil)
+
+// MemoryDedupOption configures NewMemoryDeduplicator.
+type MemoryDedupOption func(*MemoryDeduplicator)
+
+// WithDedupClaimTTL sets the lease of a MemoryDeduplicator's claims (DefaultDedupClaimTTL when
+// d < 1): how long a delivery may be handled before a redelivery may take it over.
+func WithDedupClaimTTL(d time.Duration) MemoryDedupOption {
+	return func(m *MemoryDeduplicator) {
+		if d > 0 {
+			m.claimTTL = d
+		}
+	}
+}
 
 // NewMemoryDeduplicator returns a MemoryDeduplicator that remembers up to capacity handled
 // deliveries (DefaultDedupCapacity when capacity < 1). Choose it larger than the number of
 // answers that can arrive while Laburen may still redeliver one.
-func NewMemoryDeduplicator(capacity int) *MemoryDeduplicator {
+func NewMemoryDeduplicator(capacity int, opts ...MemoryDedupOption) *MemoryDeduplicator {
 	if capacity < 1 {
 		capacity = DefaultDedupCapacity
 	}
-	return &MemoryDeduplicator{
+	d := &MemoryDeduplicator{
 		capacity: capacity,
-		claimed:  map[string]struct{}{},
+		claimTTL: DefaultDedupClaimTTL,
+		claimed:  map[string]memoryClaim{},
 		done:     map[string]struct{}{},
 	}
+	for _, opt := range opts {
+		opt(d)
+	}
+	return d
 }
 
-// Claim claims key unless it is done or already claimed. It never fails.
-func (d *MemoryDeduplicator) Claim(_ context.Context, key string) (DedupStatus, error) {
+// Claim claims key unless it is done or claimed under a lease still running. It never fails.
+func (d *MemoryDeduplicator) Claim(_ context.Context, key string) (DedupStatus, string, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if _, ok := d.done[key]; ok {
-		return DedupDone, nil
+		return DedupDone, "", nil
 	}
-	if _, ok := d.claimed[key]; ok {
-		return DedupInFlight, nil
+	now := time.Now()
+	if c, ok := d.claimed[key]; ok && now.Before(c.until) {
+		return DedupInFlight, "", nil
 	}
-	d.claimed[key] = struct{}{}
-	return DedupClaimed, nil
+	d.tokens++
+	token := strconv.FormatUint(d.tokens, 10)
+	d.claimed[key] = memoryClaim{token: token, until: now.Add(d.claimTTL)}
+	return DedupClaimed, token, nil
 }
 
-// Done records key as handled, forgetting the oldest handled key when full. It never fails.
-func (d *MemoryDeduplicator) Done(_ context.Context, key string) error {
-	d.mu.Lock()
-	defer d.mu.Unlock()
+// take removes the claim on key when token holds it; the caller holds d.mu.
+func (d *MemoryDeduplicator) take(key, token string) error {
+	if c, ok := d.claimed[key]; !ok || c.token != token {
+		return ErrDedupClaimLost
+	}
 	delete(d.claimed, key)
-	if _, ok := d.done[key]; ok {
-		return nil
+	return nil
+}
+
+// Done records key as handled, forgetting the oldest handled key when full. It fails only with
+// ErrDedupClaimLost.
+func (d *MemoryDeduplicator) Done(_ context.Context, key, token string) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if err := d.take(key, token); err != nil {
+		return err
 	}
 	d.done[key] = struct{}{}
 	if len(d.order) < d.capacity {
@@ -748,12 +907,11 @@ func (d *MemoryDeduplicator) Done(_ context.Context, key string) error {
 	return nil
 }
 
-// Release drops the claim on key. It never fails.
-func (d *MemoryDeduplicator) Release(_ context.Context, key string) error {
+// Release drops the claim on key. It fails only with ErrDedupClaimLost.
+func (d *MemoryDeduplicator) Release(_ context.Context, key, token string) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	delete(d.claimed, key)
-	return nil
+	return d.take(key, token)
 }
 
 // NewWebhookHandler returns an http.Handler that receives Laburen's webhook deliveries: it
@@ -822,13 +980,15 @@ func (h *webhookHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Allow", http.MethodPost)
 		}
 		h.log(ctx, slog.LevelWarn, "laburen webhook refused", r, nil, slog.Int("status", status), slog.String("error", err.Error()))
-		http.Error(w, refusal(status), status)
+		http.Error(w, refusal(status, err), status)
 		return
 	}
 	key := ev.DeliveryKey()
 	dedup := h.cfg.dedup
+	var token string
 	if dedup != nil {
-		st, err := dedup.Claim(ctx, key)
+		var st DedupStatus
+		st, token, err = dedup.Claim(ctx, key)
 		if err == nil && st != DedupClaimed && st != DedupDone && st != DedupInFlight {
 			err = fmt.Errorf("Claim returned %v", st)
 		}
@@ -847,15 +1007,29 @@ func (h *webhookHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, "this delivery is being handled; retry later", http.StatusServiceUnavailable)
 			return
 		}
+		ctx = context.WithValue(ctx, dedupClaimKey{}, DedupClaim{Key: key, Token: token})
 	}
 	// Recording the outcome must not fail because the sender hung up.
 	bg := context.WithoutCancel(ctx)
-	if err := h.call(ctx, ev); err != nil {
-		if dedup != nil {
-			if rerr := dedup.Release(bg, key); rerr != nil {
-				h.log(ctx, slog.LevelError, "laburen webhook deduplicator release failed", r, ev, slog.String("error", rerr.Error()))
-			}
+	release := func() {
+		if dedup == nil {
+			return
 		}
+		if rerr := dedup.Release(bg, key, token); rerr != nil {
+			h.log(ctx, slog.LevelError, "laburen webhook deduplicator release failed", r, ev, slog.String("error", rerr.Error()))
+		}
+	}
+	returned := false
+	defer func() {
+		if !returned { // fn called runtime.Goexit: its claim must not outlive it
+			h.log(ctx, slog.LevelError, "laburen webhook function exited without returning", r, ev)
+			release()
+		}
+	}()
+	err = h.call(ctx, ev)
+	returned = true
+	if err != nil {
+		release()
 		if errors.Is(err, errAbort) {
 			panic(http.ErrAbortHandler)
 		}
@@ -863,7 +1037,7 @@ func (h *webhookHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if dedup != nil {
-		if err := dedup.Done(bg, key); err != nil {
+		if err := dedup.Done(bg, key, token); err != nil {
 			// fn succeeded: acknowledge. A redelivery may be handled again.
 			h.log(ctx, slog.LevelError, "laburen webhook deduplicator done failed", r, ev, slog.String("error", err.Error()))
 		}
@@ -923,7 +1097,10 @@ func (h *webhookHandler) logger() *slog.Logger {
 }
 
 // refusal is the body of a refused delivery.
-func refusal(status int) string {
+func refusal(status int, err error) string {
+	if errors.Is(err, ErrWebhookExpired) {
+		return "webhook URL has expired"
+	}
 	switch status {
 	case http.StatusUnauthorized:
 		return "webhook URL is unsigned or its signature does not match"

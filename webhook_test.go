@@ -12,13 +12,11 @@ import (
 	"go/token"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -428,7 +426,9 @@ func TestWebhookHandlerDefaultLoggerAndAbort(t *testing.T) {
 	assert.PanicsWithValue(t, http.ErrAbortHandler, func() {
 		h.ServeHTTP(httptest.NewRecorder(), whRequest("POST", "/hook", "agent.response", whDocBody))
 	})
-	st, err := d.Claim(context.Background(), WebhookEventAgentResponse+":clmsg1")
+	ev, err := ParseWebhook(whRequest("POST", "/hook", "agent.response", whDocBody))
+	require.NoError(t, err)
+	st, _, err := d.Claim(context.Background(), ev.DeliveryKey())
 	require.NoError(t, err)
 	assert.Equal(t, DedupClaimed, st)
 }
@@ -479,6 +479,9 @@ func TestSignWebhookURLRoundTrip(t *testing.T) {
 		{"base query kept", "https://h.example.com/hook?src=laburen&v=2", whParams{Tenant: "acme"},
 			url.Values{"src": {"laburen"}, "v": {"2"}, "tenant": {"acme"}}},
 		{"url.Values", "https://h.example.com/hook", url.Values{"k": {"1", "2"}}, url.Values{"k": {"1", "2"}}},
+		{"map[string]string", "https://h.example.com/hook", map[string]string{"tenant": "acme", "order": "7"},
+			url.Values{"tenant": {"acme"}, "order": {"7"}}},
+		{"map[string][]string", "https://h.example.com/hook", map[string][]string{"k": {"1", "2"}}, url.Values{"k": {"1", "2"}}},
 		{"nil params", "https://h.example.com/hook", nil, url.Values{}},
 		{"no path", "https://h.example.com", whParams{Tenant: "t"}, url.Values{"tenant": {"t"}}},
 		{"escaped path", "https://h.example.com/hooks/a%2Fb/%C3%A9~x", nil, url.Values{}},
@@ -617,7 +620,9 @@ func TestSignWebhookURLRefusals(t *testing.T) {
 			S string `url:"laburen_sig"`
 		}{"x"}, whSecret, "params"},
 		{"param also in base", "https://h.example.com/hook?tenant=a", whParams{Tenant: "b"}, whSecret, "params"},
-		{"params not a struct", "https://h.example.com/hook", map[string]string{"a": "b"}, whSecret, "params"},
+		{"params not a struct", "https://h.example.com/hook", map[string]int{"a": 1}, whSecret, "params"},
+		{"base with an expiry", "https://h.example.com/hook?laburen_exp=1", nil, whSecret, "base"},
+		{"param named like the expiry", "https://h.example.com/hook", url.Values{WebhookExpiryParam: {"1"}}, whSecret, "params"},
 		// A sender that normalizes the URL posts to another path than the one signed.
 		{"dot segment", "https://h.example.com/a/./hook", nil, whSecret, "base"},
 		{"dot-dot segment", "https://h.example.com/a/../hook", nil, whSecret, "base"},
@@ -641,6 +646,94 @@ func TestSignWebhookURLRefusals(t *testing.T) {
 	_, err := SignWebhookURL("https://user:hunter2@h.example.com/hook#frag", nil, whSecret)
 	require.Error(t, err)
 	assert.NotContains(t, err.Error(), "hunter2", "a password in the base URL is not repeated")
+	_, err = SignWebhookURL("https://h.example.com/hook", nil, whSecret, ExpiresAt(time.Time{}))
+	var vErr *ValidationError
+	require.ErrorAs(t, err, &vErr)
+	assert.Equal(t, "ExpiresAt", vErr.Field)
+}
+
+// TestWebhookURLExpiry: a URL signed with ExpiresAt is accepted until its expiry (and the
+// clock skew tolerated), refused with 401 after, and its expiry cannot be changed or removed.
+func TestWebhookURLExpiry(t *testing.T) {
+	now := time.Now()
+	sign := func(exp time.Time) string {
+		signed, err := SignWebhookURL("https://hooks.example.com/hook", whParams{Tenant: "acme"}, whSecret, ExpiresAt(exp))
+		require.NoError(t, err)
+		u, err := url.Parse(signed)
+		require.NoError(t, err)
+		assert.Equal(t, strconv.FormatInt(exp.Unix(), 10), u.Query().Get(WebhookExpiryParam))
+		return u.RequestURI()
+	}
+	tamper := func(target string, f func(url.Values)) string {
+		u, err := url.Parse(target)
+		require.NoError(t, err)
+		q := u.Query()
+		f(q)
+		u.RawQuery = q.Encode()
+		return u.RequestURI()
+	}
+	valid, expired := sign(now.Add(time.Hour)), sign(now.Add(-30*time.Second))
+	unexpiring, err := SignWebhookURL("https://hooks.example.com/hook", whParams{Tenant: "acme"}, whSecret)
+	require.NoError(t, err)
+	u, err := url.Parse(unexpiring)
+	require.NoError(t, err)
+	tests := []struct {
+		name   string
+		target string
+		skew   time.Duration
+		status int
+		err    error
+		log    string
+	}{
+		{"within its time", valid, 0, 200, nil, ""},
+		{"expired", expired, 0, 401, ErrWebhookExpired, "expired at"},
+		{"expired within the clock skew", expired, time.Minute, 200, nil, ""},
+		{"expired past the clock skew", expired, 10 * time.Second, 401, ErrWebhookExpired, "expired at"},
+		{"expiry moved later", tamper(expired, func(q url.Values) {
+			q.Set(WebhookExpiryParam, strconv.FormatInt(now.Add(time.Hour).Unix(), 10))
+		}), 0, 401, ErrWebhookBadSignature, "bad signature"},
+		{"expiry removed", tamper(expired, func(q url.Values) { q.Del(WebhookExpiryParam) }), 0, 401, ErrWebhookBadSignature, "bad signature"},
+		{"expiry doubled", tamper(valid, func(q url.Values) { q.Add(WebhookExpiryParam, q.Get(WebhookExpiryParam)) }), 0, 401, ErrWebhookBadSignature, "bad signature"},
+		{"without an expiry", u.RequestURI(), 0, 200, nil, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var logs whLog
+			var got *WebhookEvent
+			h := NewWebhookHandler(func(_ context.Context, ev *WebhookEvent) error { got = ev; return nil },
+				WithWebhookSecret(whSecret), WithWebhookClockSkew(tt.skew), WithWebhookLogger(logs.logger()))
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, whRequest(http.MethodPost, tt.target, "agent.response", whDocBody))
+			assert.Equal(t, tt.status, rec.Code)
+			assert.Contains(t, logs.String(), tt.log)
+			_, err := ParseWebhook(whRequest(http.MethodPost, tt.target, "agent.response", whDocBody),
+				WithWebhookSecret(whSecret), WithWebhookClockSkew(tt.skew))
+			if tt.err == nil {
+				require.NoError(t, err)
+				require.NotNil(t, got)
+				assert.Equal(t, url.Values{"tenant": {"acme"}}, got.Params, "the expiry is not a parameter of the caller's")
+				return
+			}
+			assert.ErrorIs(t, err, tt.err)
+			assert.Nil(t, got)
+			if tt.err == ErrWebhookExpired {
+				assert.Contains(t, rec.Body.String(), "expired")
+			}
+		})
+	}
+	_, err = ParseWebhook(whRequest(http.MethodPost, valid, "agent.response", whDocBody), WithWebhookClockSkew(-time.Second))
+	assert.ErrorContains(t, err, "WithWebhookClockSkew")
+}
+
+// TestSignWebhookURLParamsKinds: params of a kind SignWebhookURL does not take are refused in
+// the SDK's words, naming the type given and the kinds it takes.
+func TestSignWebhookURLParamsKinds(t *testing.T) {
+	for _, params := range []any{map[string]int{"a": 1}, "tenant=acme", new(int), []string{"a"}} {
+		_, err := SignWebhookURL("https://h.example.com/hook", params, whSecret)
+		require.Error(t, err)
+		assert.Equal(t, fmt.Sprintf("laburen: sign webhook URL: invalid params: is a %T: give nil, a url.Values, "+
+			"a map[string]string or a struct (or pointer to one) with `url` tags", params), err.Error())
+	}
 }
 
 func TestWebhookSignatureTampering(t *testing.T) {
@@ -752,26 +845,45 @@ func TestWebhookSecretRotation(t *testing.T) {
 }
 
 func TestDeliveryKey(t *testing.T) {
-	parse := func(event, body string) *WebhookEvent {
-		ev, err := ParseWebhook(whRequest(http.MethodPost, "/hook", event, body))
+	parse := func(event, target, body string) *WebhookEvent {
+		var opts []WebhookOption
+		if strings.Contains(target, WebhookSignatureParam) {
+			opts = append(opts, WithWebhookSecret(whSecret))
+		}
+		ev, err := ParseWebhook(whRequest(http.MethodPost, target, event, body), opts...)
 		require.NoError(t, err)
 		return ev
 	}
-	a := parse("agent.response", `{"messages":[{"text":"a"}],"agentResponse":{"messageId":"m1"}}`)
-	b := parse("agent.response", `{"messages":[{"text":"a"}], "agentResponse":{"messageId":"m1","answer":"a"}}`)
-	c := parse("agent.response", `{"messages":[{"text":"a"}],"agentResponse":{"messageId":"m2"}}`)
-	noID1 := parse("agent.response", `{"messages":[{"text":"a"}]}`)
-	noID2 := parse("agent.response", `{"messages":[{"text":"a"}]}`)
-	noID3 := parse("agent.response", `{"messages":[{"text":"b"}]}`)
-	other := parse("agent.other", `{"messages":[{"text":"a"}]}`)
+	signed := func(tenant string) string {
+		s, err := SignWebhookURL("https://hooks.example.com/hook", whParams{Tenant: tenant}, whSecret)
+		require.NoError(t, err)
+		u, err := url.Parse(s)
+		require.NoError(t, err)
+		return u.RequestURI()
+	}
+	a := parse("agent.response", "/hook", `{"messages":[{"text":"a"}],"agentResponse":{"messageId":"m1"}}`)
+	b := parse("agent.response", "/hook", `{"messages":[{"text":"a"}], "agentResponse":{"messageId":"m1","answer":"a"}}`)
+	c := parse("agent.response", "/hook", `{"messages":[{"text":"a"}],"agentResponse":{"messageId":"m2"}}`)
+	noID1 := parse("agent.response", "/hook", `{"messages":[{"text":"a"}]}`)
+	noID2 := parse("agent.response", "/hook", `{"messages":[{"text":"a"}]}`)
+	noID3 := parse("agent.response", "/hook", `{"messages":[{"text":"b"}]}`)
+	other := parse("agent.other", "/hook", `{"messages":[{"text":"a"}]}`)
+	tenantA := parse("agent.response", signed("a"), `{"agentResponse":{"messageId":"m1"}}`)
+	tenantA2 := parse("agent.response", signed("a"), `{"agentResponse":{"messageId":"m1"},"messages":[]}`)
+	tenantB := parse("agent.response", signed("b"), `{"agentResponse":{"messageId":"m1"}}`)
+	huge := parse("agent.response", "/hook", `{"agentResponse":{"messageId":"`+strings.Repeat("x", 1<<19)+`"}}`)
 
-	assert.Equal(t, "agent.response:m1", a.DeliveryKey())
 	assert.Equal(t, a.DeliveryKey(), b.DeliveryKey(), "the messageId decides")
 	assert.NotEqual(t, a.DeliveryKey(), c.DeliveryKey())
 	assert.Equal(t, noID1.DeliveryKey(), noID2.DeliveryKey(), "same body, same key")
 	assert.NotEqual(t, noID1.DeliveryKey(), noID3.DeliveryKey())
 	assert.NotEqual(t, noID1.DeliveryKey(), other.DeliveryKey(), "the event name counts")
-	assert.True(t, strings.HasPrefix(noID1.DeliveryKey(), "agent.response:sha256:"))
+	assert.Equal(t, tenantA.DeliveryKey(), tenantA2.DeliveryKey())
+	assert.NotEqual(t, tenantA.DeliveryKey(), tenantB.DeliveryKey(), "the signed parameters count")
+	assert.NotEqual(t, a.DeliveryKey(), tenantA.DeliveryKey())
+	for _, ev := range []*WebhookEvent{a, noID1, other, tenantA, huge} {
+		assert.Regexp(t, "^[0-9a-f]{64}$", ev.DeliveryKey(), "a key of fixed size")
+	}
 }
 
 func TestWebhookEventPrintsNoContent(t *testing.T) {
@@ -796,36 +908,43 @@ func TestWebhookEventPrintsNoContent(t *testing.T) {
 func TestMemoryDeduplicator(t *testing.T) {
 	ctx := context.Background()
 	d := NewMemoryDeduplicator(3)
+	tokens := map[string]string{}
 	claim := func(key string) DedupStatus {
-		st, err := d.Claim(ctx, key)
+		st, token, err := d.Claim(ctx, key)
 		require.NoError(t, err)
+		if st == DedupClaimed {
+			tokens[key] = token
+		}
 		return st
 	}
+	done := func(key string) { require.NoError(t, d.Done(ctx, key, tokens[key])) }
 	assert.Equal(t, DedupClaimed, claim("a"))
 	assert.Equal(t, DedupInFlight, claim("a"))
-	require.NoError(t, d.Release(ctx, "a"))
+	require.NoError(t, d.Release(ctx, "a", tokens["a"]))
 	assert.Equal(t, DedupClaimed, claim("a"), "released: a redelivery is handled")
-	require.NoError(t, d.Done(ctx, "a"))
+	done("a")
 	assert.Equal(t, DedupDone, claim("a"))
-	require.NoError(t, d.Done(ctx, "a"), "Done twice keeps one entry")
+	assert.ErrorIs(t, d.Done(ctx, "a", tokens["a"]), ErrDedupClaimLost, "Done twice keeps one entry")
 
 	for _, k := range []string{"b", "c"} {
 		assert.Equal(t, DedupClaimed, claim(k))
-		require.NoError(t, d.Done(ctx, k))
+		done(k)
 	}
 	assert.Equal(t, DedupDone, claim("a"))
 	assert.Equal(t, DedupClaimed, claim("d"))
 	assert.Equal(t, DedupInFlight, claim("d"))
-	require.NoError(t, d.Done(ctx, "d")) // full: "a", the oldest, is forgotten
+	done("d") // full: "a", the oldest, is forgotten
 	assert.Equal(t, DedupClaimed, claim("a"))
 	for _, k := range []string{"b", "c", "d"} {
 		assert.Equal(t, DedupDone, claim(k), k)
 	}
-	require.NoError(t, d.Done(ctx, "a")) // "b" goes
+	done("a") // "b" goes
 	assert.Equal(t, DedupClaimed, claim("b"))
 	assert.Len(t, d.done, 3)
 
 	assert.Equal(t, DefaultDedupCapacity, NewMemoryDeduplicator(0).capacity)
+	assert.Equal(t, DefaultDedupClaimTTL, NewMemoryDeduplicator(0, WithDedupClaimTTL(0)).claimTTL)
+	assert.Equal(t, time.Second, NewMemoryDeduplicator(0, WithDedupClaimTTL(time.Second)).claimTTL)
 	assert.Equal(t, "in flight", DedupInFlight.String())
 	assert.Equal(t, "DedupStatus(0)", DedupStatus(0).String())
 }
@@ -873,11 +992,13 @@ type whFailingDedup struct {
 	doneErr     error
 }
 
-func (d *whFailingDedup) Claim(context.Context, string) (DedupStatus, error) {
-	return d.claimStatus, d.claimErr
+func (d *whFailingDedup) Claim(context.Context, string) (DedupStatus, string, error) {
+	return d.claimStatus, "token", d.claimErr
 }
-func (d *whFailingDedup) Done(context.Context, string) error    { return d.doneErr }
-func (d *whFailingDedup) Release(context.Context, string) error { return errors.New("release failed") }
+func (d *whFailingDedup) Done(context.Context, string, string) error { return d.doneErr }
+func (d *whFailingDedup) Release(context.Context, string, string) error {
+	return errors.New("release failed")
+}
 
 func TestWebhookDeduplicatorFailures(t *testing.T) {
 	tests := []struct {
@@ -907,87 +1028,6 @@ func TestWebhookDeduplicatorFailures(t *testing.T) {
 			assert.Equal(t, tt.called, called)
 			assert.Contains(t, logs.String(), tt.log)
 		})
-	}
-}
-
-// TestWebhookConcurrentDeliveries sends 1,000 deliveries of 250 answers at once, each answer
-// four times, like a sender that redelivers on any status but 200 (a duplicate that arrives
-// while the first is being handled gets 503, and comes back). Some handler calls fail
-// or panic the first time. Every answer must reach fn successfully exactly once, and every
-// delivery must end acknowledged.
-func TestWebhookConcurrentDeliveries(t *testing.T) {
-	const answers, copies = 250, 4
-	type tally struct{ calls, ok atomic.Int32 }
-	tallies := make([]tally, answers)
-	failFirst := func(i int) bool { return i%5 == 0 }
-	panicFirst := func(i int) bool { return i%7 == 0 }
-	h := NewWebhookHandler(func(_ context.Context, ev *WebhookEvent) error {
-		var i int
-		if _, err := fmt.Sscanf(ev.ConversationID, "conv-%d", &i); !assert.NoError(t, err) {
-			return nil
-		}
-		n := tallies[i].calls.Add(1)
-		runtime.Gosched() // let the other copies in while this one is being handled
-		switch {
-		case n == 1 && failFirst(i):
-			return errors.New("transient")
-		case n == 1 && panicFirst(i):
-			panic("transient panic")
-		}
-		tallies[i].ok.Add(1)
-		return nil
-	}, WithWebhookDeduplicator(NewMemoryDeduplicator(answers)), WithWebhookLogger(nil))
-
-	body := func(i int) string {
-		if i%3 == 0 { // no messageId: the body's hash is the key
-			return fmt.Sprintf(`{"conversationId":"conv-%d","messages":[{"text":"answer %d"}]}`, i, i)
-		}
-		return fmt.Sprintf(`{"conversationId":"conv-%d","messages":[{"text":"answer %d"}],"agentResponse":{"messageId":"m-%d"}}`, i, i, i)
-	}
-	// The copies of an answer start side by side, so that they overlap; the answers come in a
-	// random order.
-	var deliveries []int
-	for _, i := range rand.Perm(answers) {
-		for range copies {
-			deliveries = append(deliveries, i)
-		}
-	}
-
-	start := make(chan struct{})
-	var wg sync.WaitGroup
-	var lost atomic.Int32
-	for _, i := range deliveries {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			<-start
-			for range 100000 {
-				rec := httptest.NewRecorder()
-				h.ServeHTTP(rec, whRequest(http.MethodPost, "/hook", WebhookEventAgentResponse, body(i)))
-				switch rec.Code {
-				case http.StatusOK:
-					return
-				case http.StatusInternalServerError, http.StatusServiceUnavailable:
-					runtime.Gosched() // the sender delivers again
-				default:
-					t.Errorf("delivery of answer %d: status %d", i, rec.Code)
-					return
-				}
-			}
-			lost.Add(1)
-		}()
-	}
-	close(start)
-	wg.Wait()
-
-	assert.Zero(t, lost.Load(), "deliveries never acknowledged")
-	for i := range tallies {
-		want := int32(1)
-		if failFirst(i) || panicFirst(i) {
-			want = 2
-		}
-		assert.Equal(t, int32(1), tallies[i].ok.Load(), "answer %d handled successfully exactly once", i)
-		assert.Equal(t, want, tallies[i].calls.Load(), "answer %d: calls of fn", i)
 	}
 }
 
@@ -1046,7 +1086,7 @@ func FuzzParseWebhook(f *testing.F) {
 
 		// Any parameters signed by SignWebhookURL verify.
 		values, perr := url.ParseQuery(rawQuery)
-		if perr != nil || values.Has(WebhookSignatureParam) {
+		if perr != nil || values.Has(WebhookSignatureParam) || values.Has(WebhookExpiryParam) {
 			return
 		}
 		signed, err := SignWebhookURL("https://h.example.com/hook", values, whSecret)
@@ -1107,4 +1147,33 @@ func TestExampleServersSetTimeouts(t *testing.T) {
 		})
 	}
 	assert.GreaterOrEqual(t, servers, 2, "the examples' servers were found")
+}
+
+// TestDedupClaimFromContext: the function's context carries its delivery's claim when the
+// handler has a deduplicator, and the token is the one Done then takes.
+func TestDedupClaimFromContext(t *testing.T) {
+	for _, dedup := range []bool{true, false} {
+		var got DedupClaim
+		var ok bool
+		var key string
+		var opts []WebhookOption
+		d := NewMemoryDeduplicator(10)
+		if dedup {
+			opts = append(opts, WithWebhookDeduplicator(d))
+		}
+		h := NewWebhookHandler(func(ctx context.Context, ev *WebhookEvent) error {
+			got, ok = DedupClaimFromContext(ctx)
+			key = ev.DeliveryKey()
+			return nil
+		}, append(opts, WithWebhookLogger(nil))...)
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, whRequest(http.MethodPost, "/hook", "agent.response", whDocBody))
+		require.Equal(t, http.StatusOK, rec.Code)
+		assert.Equal(t, dedup, ok)
+		if dedup {
+			assert.Equal(t, key, got.Key)
+			assert.NotEmpty(t, got.Token)
+			assert.ErrorIs(t, d.Done(context.Background(), got.Key, got.Token), ErrDedupClaimLost, "the handler marked this very claim done")
+		}
+	}
 }

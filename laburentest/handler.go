@@ -24,9 +24,10 @@ const maxBody = 4 << 20
 // recorder records the status of a response in the request's record.
 type recorder struct {
 	http.ResponseWriter
-	s     *Server
-	rec   *Request
-	wrote bool
+	s         *Server
+	rec       *Request
+	wrote     bool
+	sseErrors bool // errors are written as "data: [ERROR]..." (WithSSEErrorBodies)
 }
 
 func (w *recorder) WriteHeader(status int) {
@@ -70,11 +71,17 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	s.requests = append(s.requests, rec)
 	s.mu.Unlock()
-	w = &recorder{ResponseWriter: w, s: s, rec: rec}
+	sseErrors := s.sseErrors && asksToStream(body) // s.sseErrors is set before the server starts
+	w = &recorder{ResponseWriter: w, s: s, rec: rec, sseErrors: sseErrors}
 
 	if f := s.takeFault(faultStatus); f != nil {
 		for k, v := range f.header {
 			w.Header()[k] = slices.Clone(v)
+		}
+		var jsonErr struct{ Error string }
+		if sseErrors && json.Unmarshal([]byte(f.body), &jsonErr) == nil && jsonErr.Error != "" {
+			writeError(w, f.status, jsonErr.Error)
+			return
 		}
 		if strings.HasPrefix(strings.TrimSpace(f.body), "{") {
 			w.Header().Set("Content-Type", "application/json")
@@ -122,6 +129,12 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	} else {
 		s.agentQuery(w, r, agentID, body, validKey)
 	}
+}
+
+// asksToStream reports whether a request body has "streaming": true.
+func asksToStream(body []byte) bool {
+	var fields map[string]json.RawMessage
+	return json.Unmarshal(body, &fields) == nil && string(fields["streaming"]) == "true"
 }
 
 // route splits "/api/agents/{id}/{query,query-agent}".
@@ -201,10 +214,18 @@ func (s *Server) query(w http.ResponseWriter, r *http.Request, agentID string, a
 		return
 	}
 
-	rep, err := s.responder(r.Context(), agentID, req)
+	rep, err := s.currentResponder()(r.Context(), agentID, req)
 	if err != nil {
 		writeResponderError(w, err)
 		return
+	}
+	var events []event
+	for i, e := range rep.Events {
+		if strings.ContainsAny(e.Name, "\r\n") {
+			writeError(w, http.StatusInternalServerError, fmt.Sprintf("laburentest: Reply.Events[%d].Name contains a line break", i))
+			return
+		}
+		events = append(events, event{name: e.Name, data: e.Data})
 	}
 	var f *fault
 	if streaming {
@@ -220,7 +241,6 @@ func (s *Server) query(w http.ResponseWriter, r *http.Request, agentID string, a
 		writeRaw(w, http.StatusOK, payload)
 		return
 	}
-	var events []event
 	for _, c := range Chunks(res.Answer) {
 		events = append(events, event{name: "answer", data: c})
 	}
@@ -422,8 +442,14 @@ func writeResponderError(w http.ResponseWriter, err error) {
 	writeError(w, http.StatusInternalServerError, "INTERNAL_SERVER_ERROR")
 }
 
-// writeError answers {"error": text}.
+// writeError answers {"error": text}, or "data: [ERROR]text" with WithSSEErrorBodies.
 func writeError(w http.ResponseWriter, status int, text string) {
+	if rec, ok := w.(*recorder); ok && rec.sseErrors {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.WriteHeader(status)
+		_, _ = io.WriteString(w, "data: [ERROR]"+oneLine(text)+"\n\n")
+		return
+	}
 	writeJSON(w, status, map[string]string{"error": text})
 }
 

@@ -7,12 +7,14 @@ package laburentest_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/laburen/laburen-go"
 	"github.com/laburen/laburen-go/internal/readmecheck"
@@ -21,8 +23,8 @@ import (
 
 // README testing
 func TestOrderQuestion(t *testing.T) {
-	srv := laburentest.NewServer(laburentest.WithResponder(laburentest.Answer("It ships today.")))
-	defer srv.Close()
+	// New closes the server when the test ends.
+	srv := laburentest.New(t, laburentest.WithResponder(laburentest.Answer("It ships today.")))
 	c := srv.Client() // a *laburen.Client pointed at the fake, with its API key
 
 	res, err := c.Query(t.Context(), laburentest.DefaultAgentID, laburen.QueryRequest{Query: "Where is my order?"})
@@ -97,8 +99,34 @@ func TestReadmeWebhooks(t *testing.T) {
 	assert.Equal(t, "Hello from laburentest! You said: Hi", <-received)
 }
 
+func TestReadmeUpstream(t *testing.T) {
+	// README upstream
+	srv := laburentest.New(t,
+		laburentest.WithSSEErrorBodies(),                              // errors before a stream: data: [ERROR]NOT_FOUND
+		laburentest.WithWebhookRedelivery(time.Second, 5*time.Second), // up to 3 attempts per webhook
+	)
+	srv.SetResponder(func(ctx context.Context, agentID string, req laburen.QueryRequest) (laburentest.Reply, error) {
+		conv, _ := srv.Conversation(req.ConversationID) // the server's state, no package variable
+		return laburentest.Reply{
+			Answer: fmt.Sprintf("Message %d received.", len(conv.Messages)),
+			Events: []laburentest.Event{{Name: "tool_call", Data: `{"name":"track_order"}`}}, // before the answer
+		}, nil
+	})
+	// README end
+	res, body := post(t, srv, "/agents/nope/query", laburentest.DefaultAPIKey, `{"query":"hi","streaming":true}`)
+	assert.Equal(t, http.StatusNotFound, res.StatusCode)
+	assert.Equal(t, "data: [ERROR]NOT_FOUND\n\n", body)
+	st, err := srv.Client().QueryStream(t.Context(), laburentest.DefaultAgentID, laburen.QueryRequest{Query: "hi"})
+	require.NoError(t, err)
+	require.True(t, st.Next())
+	assert.Equal(t, laburen.EventToolCall, st.Current().Type)
+	final, err := st.Final()
+	require.NoError(t, err)
+	assert.Equal(t, "Message 1 received.", final.Answer)
+}
+
 func TestReadmeTestingSection(t *testing.T) {
 	readme := readmecheck.ReadFile(t, "../README.md")
 	src := readmecheck.ReadFile(t, "readme_test.go")
-	readmecheck.Match(t, readmecheck.Blocks(t, readme, "Testing your code"), src, "testing", "faults", "webhooks")
+	readmecheck.Match(t, readmecheck.Blocks(t, readme, "Testing your code"), src, "testing", "faults", "webhooks", "upstream")
 }

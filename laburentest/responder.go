@@ -43,6 +43,17 @@ type Reply struct {
 	Messages []string
 	// Metadata, when set, is sent as the response's "metadata".
 	Metadata map[string]any
+	// Events are events a stream sends before the answer, in order, such as a tool call.
+	// A JSON answer and a webhook delivery leave them out.
+	Events []Event
+}
+
+// Event is a named stream event of a Reply, such as
+// Event{Name: "tool_call", Data: `{"name":"track_order"}`}. Data is encoded like every payload
+// of the stream. Name must not contain a line break; an empty Name sends an unnamed event.
+type Event struct {
+	Name string
+	Data string
 }
 
 // DefaultResponder is the server's responder unless WithResponder sets another. It needs no

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"testing"
 	"time"
 
 	"github.com/laburen/laburen-go"
@@ -45,6 +46,8 @@ type Server struct {
 	keys          []string
 	agents        map[string]*agentConfig
 	plain         bool
+	sseErrors     bool            // WithSSEErrorBodies
+	redelivery    []time.Duration // WithWebhookRedelivery
 	eventDelay    time.Duration
 	faults        []*fault
 	conversations map[string]*Conversation
@@ -76,9 +79,31 @@ func WithAPIKeys(keys ...string) Option {
 
 // WithPlainStreamData makes streams carry their payloads as plain text, as the API's
 // documentation shows them, instead of percent-encoded as the upstream server sends them. An
-// answer chunk that contains line breaks is then sent as several data lines.
+// answer chunk that contains line breaks is then sent as several data lines; since a chunk
+// never starts with a line break (Chunks), both a WHATWG parser and the documentation's
+// @microsoft/fetch-event-source client rebuild the answer exactly, unless the answer itself
+// starts with one. Plain SSE cannot carry a CR: it becomes a line end (LF). The
+// percent-encoded rendering carries every character.
 func WithPlainStreamData() Option {
 	return func(s *Server) { s.plain = true }
+}
+
+// WithSSEErrorBodies makes the server answer a streaming request that fails before its stream
+// starts (an unknown agent, a missing or wrong key, a bad request, a Responder's error,
+// UsageLimitNext, RateLimitNext) with the body "data: [ERROR]<CODE>" and Content-Type
+// text/plain, as the upstream server may, instead of JSON {"error": "<CODE>"}. The status
+// stays the same. Requests that do not stream still get JSON.
+func WithSSEErrorBodies() Option {
+	return func(s *Server) { s.sseErrors = true }
+}
+
+// WithWebhookRedelivery makes the server deliver a webhook again when the receiver answers a
+// non-2xx status or does not answer (a transport error, or the webhook client's timeout: see
+// WithWebhookHTTPClient): after the first failed attempt it waits delays[0], after the second
+// delays[1], and so on, for at most 1+len(delays) attempts. Webhooks and WaitWebhooks report
+// every attempt. Without it, a failed delivery is not retried.
+func WithWebhookRedelivery(delays ...time.Duration) Option {
+	return func(s *Server) { s.redelivery = slices.Clone(delays) }
 }
 
 // WithEventDelay makes the server wait d before writing each stream event. SetEventDelay
@@ -116,6 +141,31 @@ func NewServer(opts ...Option) *Server {
 	s.ts = httptest.NewServer(http.HandlerFunc(s.serveHTTP))
 	s.URL = s.ts.URL + "/api"
 	return s
+}
+
+// New is NewServer for a test: it closes the server when t and its subtests end.
+func New(t testing.TB, opts ...Option) *Server {
+	s := NewServer(opts...)
+	t.Cleanup(s.Close)
+	return s
+}
+
+// SetResponder makes r answer the queries that arrive from now on. Unlike WithResponder, it
+// can be given a function that uses the server itself, such as its Conversation history.
+func (s *Server) SetResponder(r Responder) {
+	if r == nil {
+		r = DefaultResponder
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.responder = r
+}
+
+// currentResponder returns the responder set last.
+func (s *Server) currentResponder() Responder {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.responder
 }
 
 // Close shuts the server down. It ends stalled and delayed streams, cancels webhook deliveries
@@ -156,6 +206,12 @@ func (s *Server) Client(opts ...laburen.Option) *laburen.Client {
 	}
 	return c
 }
+
+// Handler returns the handler that serves the fake API, to serve it on another listener as
+// well, such as a chosen address. Its paths are those of URL ("/api/agents/{id}/query"); the
+// requests it serves share the server's state with those made to URL, and Close still ends
+// their streams and webhook deliveries.
+func (s *Server) Handler() http.Handler { return http.HandlerFunc(s.serveHTTP) }
 
 // agentConfig is what the server knows of an agent.
 type agentConfig struct {

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 	"unicode"
+	"unicode/utf8"
 )
 
 // EncodeURIComponent percent-encodes s exactly as JavaScript's encodeURIComponent does, which
@@ -38,31 +39,47 @@ func isUnreserved(c byte) bool {
 }
 
 // Chunks cuts an answer into the word-sized pieces a stream sends as answer events: each
-// piece is a run of white space followed by a word, as a model's tokens usually are, so that
-// the pieces joined in order are exactly the answer. White space at the end goes with the
-// last piece. An empty answer has no pieces.
+// piece is a run of white space followed by a word, as a model's tokens usually are, and the
+// line breaks that follow the word, so that no piece but the first starts with a line break
+// (see WithPlainStreamData). The pieces joined in order are exactly the answer. White space
+// at the end goes with the last piece. An empty answer has no pieces.
 func Chunks(answer string) []string {
 	var out []string
-	start := 0
-	inWord := false
-	for i, r := range answer {
-		space := unicode.IsSpace(r)
-		if space && inWord && i > start {
-			// a word just ended; the space starts the next piece
-			out = append(out, answer[start:i])
-			start = i
+	start := 0 // of the current piece
+	for i := 0; i < len(answer); {
+		word := skip(answer, i, true)
+		end := skip(answer, word, false)
+		if end == word {
+			break // only white space is left
 		}
-		inWord = !space
+		next := skip(answer, end, true)
+		cut := end
+		if nl := strings.LastIndexAny(answer[end:next], "\r\n"); nl >= 0 {
+			cut = end + nl + 1
+		}
+		if next == len(answer) {
+			cut = next
+		}
+		out = append(out, answer[start:cut])
+		start, i = cut, next
 	}
 	if start < len(answer) {
-		rest := answer[start:]
-		if len(out) > 0 && strings.TrimSpace(rest) == "" {
-			out[len(out)-1] += rest
-		} else {
-			out = append(out, rest)
-		}
+		out = append(out, answer[start:]) // an answer of white space alone
 	}
 	return out
+}
+
+// skip returns the index of the first rune of s from i that is not white space (space true),
+// or that is (space false); len(s) when there is none.
+func skip(s string, i int, space bool) int {
+	for i < len(s) {
+		r, n := utf8.DecodeRuneInString(s[i:])
+		if unicode.IsSpace(r) != space {
+			return i
+		}
+		i += n
+	}
+	return i
 }
 
 // event is one stream event before encoding.
@@ -119,8 +136,7 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, events []event, 
 	if f != nil {
 		switch f.kind {
 		case faultStreamError:
-			// One line, as the API writes it: a line break would end the frame early.
-			send("data: [ERROR]" + strings.NewReplacer("\r", " ", "\n", " ").Replace(f.body) + "\n\n")
+			send("data: [ERROR]" + oneLine(f.body) + "\n\n")
 		case faultCut:
 			panic(http.ErrAbortHandler) // closes the connection without ending the response
 		case faultStall:
@@ -136,6 +152,12 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, events []event, 
 	} else {
 		send("event: \ndata: [DONE]\n\n")
 	}
+}
+
+// oneLine puts an [ERROR] text on one line, as the API writes it: a line break would end the
+// frame early.
+func oneLine(text string) string {
+	return strings.NewReplacer("\r", " ", "\n", " ").Replace(text)
 }
 
 // wait waits d, and reports false when the request or the server ended first.

@@ -11,8 +11,8 @@ import (
 	"github.com/laburen/laburen-go"
 )
 
-// WebhookDelivery is one webhook delivery of a conversational-mode answer, as Webhooks and
-// WaitWebhooks report it.
+// WebhookDelivery is one attempt to deliver a conversational-mode answer by webhook, as
+// Webhooks and WaitWebhooks report it.
 type WebhookDelivery struct {
 	// URL is the webhookUrl it was POSTed to.
 	URL string
@@ -28,6 +28,10 @@ type WebhookDelivery struct {
 	// Err is why the delivery failed: the Responder's error, a transport error, or a
 	// non-2xx status from the receiver. It is nil for a delivery the receiver accepted.
 	Err error
+	// Attempt counts the attempts to deliver this answer: 1 for the first, 2 for the first
+	// redelivery (WithWebhookRedelivery), and so on. A copy sent by DuplicateWebhooksNext
+	// counts its own attempts.
+	Attempt int
 }
 
 func (d WebhookDelivery) clone() WebhookDelivery {
@@ -36,7 +40,7 @@ func (d WebhookDelivery) clone() WebhookDelivery {
 	return d
 }
 
-// Webhooks returns the webhook deliveries completed so far, in order of completion.
+// Webhooks returns the webhook delivery attempts completed so far, in order of completion.
 func (s *Server) Webhooks() []WebhookDelivery {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -51,8 +55,9 @@ func (s *Server) webhooksLocked() []WebhookDelivery {
 	return out
 }
 
-// WaitWebhooks waits until at least n webhook deliveries have completed since the server
-// started (successful or not: check their Err), and returns all those completed. When ctx
+// WaitWebhooks waits until at least n webhook delivery attempts have completed since the
+// server started (successful or not: check their Err and Attempt), and returns all those
+// completed. When ctx
 // ends or the server closes first, it returns those completed so far and an error.
 func (s *Server) WaitWebhooks(ctx context.Context, n int) ([]WebhookDelivery, error) {
 	for {
@@ -85,14 +90,15 @@ func (s *Server) goDeliver(agentID string, req laburen.QueryRequest) {
 		s.duplicates--
 		times = 2
 	}
+	delays := s.redelivery
 	s.mu.Unlock()
 	go func() {
 		defer s.bg.Done()
 		ctx := s.bgCtx
-		rep, err := s.responder(ctx, agentID, req)
+		rep, err := s.currentResponder()(ctx, agentID, req)
 		if err != nil {
 			s.record(WebhookDelivery{URL: req.WebhookURL, ConversationID: req.ConversationID,
-				Err: fmt.Errorf("laburentest: responder: %w", err)})
+				Err: fmt.Errorf("laburentest: responder: %w", err), Attempt: 1})
 			return
 		}
 		_, payload, err := s.answer(agentID, req, rep, true)
@@ -105,11 +111,18 @@ func (s *Server) goDeliver(agentID string, req laburen.QueryRequest) {
 		}
 		if err != nil {
 			s.record(WebhookDelivery{URL: req.WebhookURL, ConversationID: req.ConversationID,
-				Err: fmt.Errorf("laburentest: encode webhook body: %w", err)})
+				Err: fmt.Errorf("laburentest: encode webhook body: %w", err), Attempt: 1})
 			return
 		}
 		for range times {
-			s.record(s.post(ctx, req.WebhookURL, req.ConversationID, payload))
+			for attempt := 1; ; attempt++ {
+				d := s.post(ctx, req.WebhookURL, req.ConversationID, payload)
+				d.Attempt = attempt
+				s.record(d)
+				if d.Err == nil || attempt > len(delays) || !s.wait(ctx, delays[attempt-1]) {
+					break
+				}
+			}
 		}
 	}()
 }

@@ -100,7 +100,9 @@ func TestChunks(t *testing.T) {
 		{"Hello", []string{"Hello"}},
 		{"Hello, how can I help?", []string{"Hello,", " how", " can", " I", " help?"}},
 		{"  lead and trail  ", []string{"  lead", " and", " trail  "}},
-		{"line one\n\nline two", []string{"line", " one", "\n\nline", " two"}},
+		{"line one\n\nline two", []string{"line", " one\n\n", "line", " two"}},
+		{"a \n  b\r\nc\n", []string{"a \n", "  b\r\n", "c\n"}},
+		{"\nfirst", []string{"\nfirst"}},
 		{"   ", []string{"   "}},
 	}
 	for _, tt := range tests {
@@ -161,8 +163,8 @@ func TestStreamWire(t *testing.T) {
 			want: []string{
 				"event: answer\ndata: Hola%2C",
 				"event: answer\ndata: %20%C2%BFqu%C3%A9",
-				"event: answer\ndata: %20tal%3F",
-				"event: answer\ndata: %0ABien",
+				"event: answer\ndata: %20tal%3F%0A",
+				"event: answer\ndata: Bien",
 				"event: answer\ndata: %20%26",
 				"event: answer\ndata: %20vos",
 			},
@@ -175,8 +177,8 @@ func TestStreamWire(t *testing.T) {
 			answer: "Hello, how\ncan",
 			want: []string{
 				"event: answer\ndata: Hello,",
-				"event: answer\ndata:  how",
-				"event: answer\ndata: \ndata: can",
+				"event: answer\ndata:  how\ndata: ",
+				"event: answer\ndata: can",
 			},
 			done:   "data: [DONE]",
 			decode: func(s string) (string, error) { return s, nil },

@@ -10,8 +10,11 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/laburen/laburen-go/internal/exampleenv"
+	"github.com/laburen/laburen-go/internal/exampletest"
 	"github.com/laburen/laburen-go/laburentest"
 )
+
+func TestMain(m *testing.M) { exampletest.TestMain(m, main) }
 
 func TestRunWithoutEnvironment(t *testing.T) {
 	var stdout, stderr bytes.Buffer
@@ -49,7 +52,7 @@ func TestChat(t *testing.T) {
 			input:  "One\nTwo\n",
 			fault:  func(s *laburentest.Server) { s.UsageLimitNext(1) },
 			stdout: "Hello from laburentest! You said: Two\n",
-			stderr: "> error: laburen: stream query agent \"" + laburentest.DefaultAgentID + "\": HTTP 402 Payment Required: USAGE_LIMIT\n> > \n",
+			stderr: "> error: laburen: stream query agent \"" + laburentest.DefaultAgentID + "\": POST /api/agents/" + laburentest.DefaultAgentID + "/query: HTTP 402 Payment Required: USAGE_LIMIT\n> > \n",
 			convs:  [][]string{{"Two", "Hello from laburentest! You said: Two"}},
 		},
 	}
@@ -102,4 +105,10 @@ type cancelOnWrite struct {
 func (c *cancelOnWrite) Write(p []byte) (int, error) {
 	defer c.cancel()
 	return c.w.Write(p)
+}
+
+// TestBadConfiguration: main prints a clear error naming what is wrong and exits 1, without a
+// panic.
+func TestBadConfiguration(t *testing.T) {
+	exampletest.CheckBadConfigs(t, "chat")
 }

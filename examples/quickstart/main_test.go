@@ -11,8 +11,11 @@ import (
 
 	"github.com/laburen/laburen-go"
 	"github.com/laburen/laburen-go/internal/exampleenv"
+	"github.com/laburen/laburen-go/internal/exampletest"
 	"github.com/laburen/laburen-go/laburentest"
 )
+
+func TestMain(m *testing.M) { exampletest.TestMain(m, main) }
 
 func TestRunWithoutEnvironment(t *testing.T) {
 	var stdout, stderr bytes.Buffer
@@ -67,4 +70,10 @@ func TestRunWithEnvironment(t *testing.T) {
 			assert.Equal(t, true, body["streaming"])
 		})
 	}
+}
+
+// TestBadConfiguration: main prints a clear error naming what is wrong and exits 1, without a
+// panic.
+func TestBadConfiguration(t *testing.T) {
+	exampletest.CheckBadConfigs(t, "quickstart")
 }

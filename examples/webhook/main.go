@@ -9,9 +9,10 @@
 // Laburen must be able to reach the receiver: LABUREN_WEBHOOK_URL is its public URL (a tunnel
 // to LABUREN_WEBHOOK_ADDR, for example), and LABUREN_WEBHOOK_ADDR the local address it listens
 // on (default 127.0.0.1 on a free port; the URL then defaults to that address, which only a
-// server on this machine can reach). LABUREN_WEBHOOK_SECRET signs the URL (default: random
-// bytes for this run). The agent must have conversational mode on; if it answers at once
-// instead, the program prints that answer.
+// server on this machine can reach). LABUREN_WEBHOOK_SECRET signs the URL (at least 16 bytes;
+// default: random bytes for this run). The agent must have conversational mode on; if it
+// answers at once instead, the program prints that answer. A delivery that fails ends the
+// program with an error at once.
 //
 // Without LABUREN_API_KEY and LABUREN_AGENT_ID it starts laburentest, the SDK's fake server,
 // in-process with a conversational agent, and says so on stderr.
@@ -58,6 +59,16 @@ type hookParams struct {
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	// The real API when LABUREN_API_KEY and LABUREN_AGENT_ID are set, otherwise a fake server in
 	// this process. In your program: c, err := laburen.NewClient() reads LABUREN_API_KEY.
+	secret := []byte(getenv("LABUREN_WEBHOOK_SECRET"))
+	switch {
+	case len(secret) == 0:
+		secret = make([]byte, 32)
+		_, _ = rand.Read(secret)
+	case len(secret) < laburen.MinWebhookSecretSize:
+		return fmt.Errorf("LABUREN_WEBHOOK_SECRET has %d bytes: it needs at least %d (32 random bytes are best)",
+			len(secret), laburen.MinWebhookSecretSize)
+	}
+
 	env, err := exampleenv.Connect(getenv, stderr, laburentest.WithResponder(laburentest.Answer(
 		"Hola! I found your order.\n\nIt shipped yesterday and arrives tomorrow.")))
 	if err != nil {
@@ -68,12 +79,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		env.Fake.AddAgent(laburentest.DefaultAgentID, laburentest.Conversational())
 	}
 	c, agentID := env.Client, env.AgentID
-
-	secret := []byte(getenv("LABUREN_WEBHOOK_SECRET"))
-	if len(secret) == 0 {
-		secret = make([]byte, 32)
-		_, _ = rand.Read(secret)
-	}
 
 	// The receiver: NewWebhookHandler verifies the signature, drops duplicate deliveries and
 	// answers 200 once fn returns; fn hands the event over to run.
@@ -90,6 +95,24 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}, laburen.WithWebhookSecret(secret), laburen.WithWebhookDeduplicator(laburen.NewMemoryDeduplicator(100)))
 	mux := http.NewServeMux()
 	mux.Handle("/webhook/laburen", handler)
+	// A delivery of this query (it carries ref) refused with a 4xx, for a URL that reaches
+	// another path or a signature that does not match, never becomes an answer: report it
+	// instead of waiting.
+	ref := fmt.Sprintf("example-%d", time.Now().Unix())
+	failed := make(chan error, 2)
+	fail := func(err error) {
+		select {
+		case failed <- err:
+		default:
+		}
+	}
+	receive := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		mux.ServeHTTP(sw, r)
+		if sw.status >= 400 && sw.status <= 499 && r.URL.Query().Get("ref") == ref {
+			fail(fmt.Errorf("the receiver refused a delivery to %s with HTTP %d", r.URL.Path, sw.status))
+		}
+	})
 
 	addr := getenv("LABUREN_WEBHOOK_ADDR")
 	if addr == "" {
@@ -97,9 +120,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return err
+		return fmt.Errorf("LABUREN_WEBHOOK_ADDR: %w", err)
 	}
-	receiver := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second}
+	receiver := &http.Server{Handler: receive, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second}
 	go func() { _ = receiver.Serve(ln) }()
 	defer receiver.Shutdown(context.Background()) // waits for the handler in flight
 
@@ -107,10 +130,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if publicURL == "" {
 		publicURL = "http://" + ln.Addr().String() + "/webhook/laburen"
 	}
-	ref := fmt.Sprintf("example-%d", time.Now().Unix())
-	hookURL, err := laburen.SignWebhookURL(publicURL, hookParams{Ref: ref}, secret)
+	// The URL serves this one query: it expires once the answer can no longer come.
+	hookURL, err := laburen.SignWebhookURL(publicURL, hookParams{Ref: ref}, secret, laburen.ExpiresAt(time.Now().Add(time.Hour)))
 	if err != nil {
-		return err
+		return fmt.Errorf("LABUREN_WEBHOOK_URL: %w", err)
 	}
 
 	question := strings.Join(args, " ")
@@ -127,6 +150,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return nil
 	}
 	fmt.Fprintf(stderr, "queued in conversation %s; waiting for the answer at %s\n", q.ConversationID, publicURL)
+	if env.Fake != nil { // the fake says when its delivery failed, wherever it was sent
+		go func() {
+			if ws, err := env.Fake.WaitWebhooks(ctx, 1); err == nil && ws[0].Err != nil {
+				fail(fmt.Errorf("the answer could not be delivered: %w", ws[0].Err))
+			}
+		}()
+	}
 
 	select {
 	case ev := <-events:
@@ -137,9 +167,22 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			fmt.Fprintln(stdout, m.Text)
 		}
 		return nil
+	case err := <-failed:
+		return err
 	case <-ctx.Done():
 		return ctx.Err()
 	case <-time.After(waitLimit):
 		return errors.New("no answer arrived within " + waitLimit.String() + ": can Laburen reach " + publicURL + "?")
 	}
+}
+
+// statusWriter remembers the status a handler answered.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(status int) {
+	w.status = status
+	w.ResponseWriter.WriteHeader(status)
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"net"
 	"net/url"
 	"strings"
 	"testing"
@@ -12,8 +13,11 @@ import (
 
 	"github.com/laburen/laburen-go"
 	"github.com/laburen/laburen-go/internal/exampleenv"
+	"github.com/laburen/laburen-go/internal/exampletest"
 	"github.com/laburen/laburen-go/laburentest"
 )
+
+func TestMain(m *testing.M) { exampletest.TestMain(m, main) }
 
 func TestRunWithoutEnvironment(t *testing.T) {
 	var stdout, stderr bytes.Buffer
@@ -65,4 +69,53 @@ func TestWebhook(t *testing.T) {
 			assert.NotEmpty(t, u.Query().Get("ref"))
 		})
 	}
+}
+
+// TestFailedDelivery: a delivery that failed ends the program with an error at once, instead of
+// after its two-minute wait.
+func TestFailedDelivery(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := ln.Addr().String() // a free port for the receiver, on which the fake sees nothing
+	require.NoError(t, ln.Close())
+	srv := laburentest.NewServer()
+	defer srv.Close()
+	srv.AddAgent(laburentest.DefaultAgentID, laburentest.Conversational())
+	real := exampleenv.VarsFor(srv)
+
+	tests := []struct {
+		name string
+		vars exampleenv.Vars
+		err  string
+	}{
+		{name: "the fake cannot reach the URL",
+			vars: exampleenv.Vars{"LABUREN_WEBHOOK_URL": "http://" + addr + "/webhook/laburen"},
+			err:  "the answer could not be delivered: laburentest: webhook: Post "},
+		{name: "the receiver refuses a delivery to another path",
+			vars: exampleenv.Vars{"LABUREN_API_KEY": real["LABUREN_API_KEY"], "LABUREN_AGENT_ID": real["LABUREN_AGENT_ID"],
+				"LABUREN_BASE_URL": real["LABUREN_BASE_URL"], "LABUREN_WEBHOOK_ADDR": addr, "LABUREN_WEBHOOK_URL": "http://" + addr + "/elsewhere"},
+			err: "the receiver refused a delivery to /elsewhere with HTTP 404"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			err := run(t.Context(), []string{"Hi"}, tt.vars.Getenv, &stdout, &stderr)
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), tt.err)
+			assert.Empty(t, stdout.String())
+		})
+	}
+}
+
+// TestBadConfiguration: main prints a clear error naming what is wrong and exits 1, without a
+// panic.
+func TestBadConfiguration(t *testing.T) {
+	exampletest.CheckBadConfigs(t, "webhook",
+		exampletest.BadConfig{Name: "short secret", Vars: exampleenv.Vars{"LABUREN_WEBHOOK_SECRET": "short"},
+			Err: "LABUREN_WEBHOOK_SECRET has 5 bytes: it needs at least 16 (32 random bytes are best)\n"},
+		exampletest.BadConfig{Name: "bad address", Vars: exampleenv.Vars{"LABUREN_WEBHOOK_ADDR": "nowhere"},
+			Err: "LABUREN_WEBHOOK_ADDR: listen tcp: address nowhere: missing port in address\n"},
+		exampletest.BadConfig{Name: "bad URL", Vars: exampleenv.Vars{"LABUREN_WEBHOOK_URL": "ftp://h.example.com/hook"},
+			Err: "LABUREN_WEBHOOK_URL: laburen: sign webhook URL: invalid base: "},
+	)
 }

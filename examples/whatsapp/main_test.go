@@ -12,10 +12,13 @@ import (
 
 	"github.com/laburen/laburen-go"
 	"github.com/laburen/laburen-go/internal/exampleenv"
+	"github.com/laburen/laburen-go/internal/exampletest"
 	"github.com/laburen/laburen-go/laburentest"
 )
 
 const extID = laburentest.DefaultOrganizationID + "_" + laburentest.DefaultAgentID + "_5491155550000"
+
+func TestMain(m *testing.M) { exampletest.TestMain(m, main) }
 
 func TestRunWithoutEnvironment(t *testing.T) {
 	var stdout, stderr bytes.Buffer
@@ -84,4 +87,13 @@ func TestWhatsAppRefuses(t *testing.T) {
 			assert.Empty(t, srv.Requests(), "nothing was sent")
 		})
 	}
+}
+
+// TestBadConfiguration: main prints a clear error naming what is wrong and exits 1, without a
+// panic.
+func TestBadConfiguration(t *testing.T) {
+	exampletest.CheckBadConfigs(t, "whatsapp",
+		exampletest.BadConfig{Name: "no organization with the real API", Vars: exampleenv.Vars{"LABUREN_API_KEY": "k", "LABUREN_AGENT_ID": "a"},
+			Err: "LABUREN_ORGANIZATION_ID is not set: the channelExternalId needs your organization's ID\n"},
+	)
 }

@@ -52,7 +52,7 @@ func Connect(getenv func(string) string, stderr io.Writer, fake ...laburentest.O
 	}
 	c, err := laburen.NewClient(opts...)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("check LABUREN_API_KEY and LABUREN_BASE_URL: %w", err)
 	}
 	return &Env{Client: c, AgentID: agentID, OrganizationID: getenv("LABUREN_ORGANIZATION_ID")}, nil
 }
