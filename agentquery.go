@@ -4,8 +4,6 @@ import (
 	"context"
 	"strconv"
 	"strings"
-	"unicode"
-	"unicode/utf8"
 )
 
 // AgentQuery records a message written by the agent side (a human operator, a CRM, a WhatsApp
@@ -57,12 +55,13 @@ func (r *AgentQueryRequest) validate() error {
 const chatwootPrefix = "crmchatsappai_"
 
 // WhatsAppChannelExternalID builds the channelExternalId that routes an agent-side message to a
-// WhatsApp conversation: "{organizationID}_{agentID}_{phone}". The phone is normalized to the
-// WhatsApp wa_id (country code and number, digits only): "+54 9 11 5555-0000" becomes
-// "5491155550000". Spaces, dashes, dots, parentheses and a leading "+" are removed; anything
-// else, a number of fewer than 8 or more than 15 digits, one that starts with 0 (a trunk or
-// international prefix instead of the country code), an empty ID or an ID containing "_" is
-// refused with a *ValidationError: a wrong ID would put the message in someone else's thread.
+// WhatsApp conversation: "{organizationID}_{agentID}_{phone}". The phone is either a number in
+// international form, with "+" and the country code, written with spaces, dashes, dots or
+// parentheses as people do ("+54 9 11 5555-0000" becomes "5491155550000"), or a bare wa_id as
+// WhatsApp sends it (digits only). Nothing is guessed: a formatted number without "+", a "(0)"
+// trunk prefix, fewer than 8 or more than 15 digits, and IDs outside letters, digits and "-" (at
+// most 64) are refused with a *ValidationError, since a wrong ID puts the message in someone
+// else's conversation.
 func WhatsAppChannelExternalID(organizationID, agentID, phone string) (string, error) {
 	const op = "WhatsApp channel external ID"
 	if err := validateIDPart("organizationID", organizationID); err != nil {
@@ -92,7 +91,7 @@ func ParseWhatsAppChannelExternalID(id string) (organizationID, agentID, phone s
 func parseWhatsApp(id string) (org, agent, phone string, err *ValidationError) {
 	parts := strings.Split(id, "_")
 	if len(parts) != 3 {
-		return "", "", "", invalid("channelExternalId", "%q is not {organizationId}_{agentId}_{phone}", id)
+		return "", "", "", invalid("channelExternalId", "%q is not {organizationId}_{agentId}_{phone}", shorten(id, 200))
 	}
 	if err := validateIDPart("organizationID", parts[0]); err != nil {
 		return "", "", "", err
@@ -106,21 +105,30 @@ func parseWhatsApp(id string) (org, agent, phone string, err *ValidationError) {
 	return parts[0], parts[1], parts[2], nil
 }
 
-// normalizePhone turns a human-written phone number into a wa_id.
+// normalizePhone turns a phone number in international form, or a bare wa_id, into a wa_id.
 func normalizePhone(phone string) (string, *ValidationError) {
-	digits := make([]byte, 0, len(phone))
-	for i, r := range strings.TrimSpace(phone) {
+	const howTo = `write it in international form with "+" and the country code ("+1 323 555 0100"), or as a wa_id of digits only ("13235550100")`
+	s := strings.TrimSpace(phone)
+	rest, international := strings.CutPrefix(s, "+")
+	if strings.Contains(strings.ReplaceAll(rest, " ", ""), "(0)") {
+		return "", invalid("phone", "%q has a (0) trunk prefix, which is not dialled from abroad: drop it (\"+44 (0)20 7946 0958\" is \"+44 20 7946 0958\")", shorten(phone, 64))
+	}
+	digits := make([]byte, 0, len(rest))
+	for _, r := range rest {
 		switch {
 		case r >= '0' && r <= '9':
 			digits = append(digits, byte(r))
-		case r == '+' && i == 0:
+		case international && (r == ' ' || r == '-' || r == '.' || r == '(' || r == ')'):
 		case r == ' ' || r == '-' || r == '.' || r == '(' || r == ')':
+			// Without "+" the country code would be a guess: (323) 555-0100 in Los Angeles
+			// and 32 3 555 01 00 in Antwerp are the same digits.
+			return "", invalid("phone", "%q is formatted but has no leading +: %s", shorten(phone, 64), howTo)
 		default:
-			return "", invalid("phone", "%q contains %q; only digits, a leading +, spaces, dashes, dots and parentheses are allowed", phone, r)
+			return "", invalid("phone", "%q contains %q: %s", shorten(phone, 64), string(r), howTo)
 		}
 	}
 	if err := validateWaID(string(digits)); err != nil {
-		return "", invalid("phone", "%q: %s", phone, err.Reason)
+		return "", invalid("phone", "%q: %s", shorten(phone, 64), err.Reason)
 	}
 	return string(digits), nil
 }
@@ -128,11 +136,11 @@ func normalizePhone(phone string) (string, *ValidationError) {
 // validateWaID checks a normalized WhatsApp number.
 func validateWaID(s string) *ValidationError {
 	if len(s) < 8 || len(s) > 15 {
-		return invalid("phone", "%q must have 8 to 15 digits (country code and number)", s)
+		return invalid("phone", "%q must have 8 to 15 digits (country code and number)", shorten(s, 64))
 	}
 	for i := 0; i < len(s); i++ {
 		if s[i] < '0' || s[i] > '9' {
-			return invalid("phone", "%q must be digits only", s)
+			return invalid("phone", "%q must be digits only", shorten(s, 64))
 		}
 	}
 	if s[0] == '0' {
@@ -141,36 +149,49 @@ func validateWaID(s string) *ValidationError {
 	return nil
 }
 
-// validateIDPart checks one component of a routing ID.
-func validateIDPart(field, s string) *ValidationError {
-	if strings.Contains(s, "_") {
-		return invalid(field, "%q contains \"_\", which the routing ID uses as its separator", s)
-	}
-	return validateLastIDPart(field, s)
-}
+// maxIDPart caps the length of an organization or agent ID in a routing ID.
+const maxIDPart = 64
 
-// validateLastIDPart checks the last component of a routing ID, which may contain "_": the
-// parts before it cannot, so the ID still splits one way only.
-func validateLastIDPart(field, s string) *ValidationError {
+// validateIDPart checks an organization or agent ID of a routing ID: ASCII letters, digits and
+// "-", so that no invisible, look-alike or separator character can make two IDs display alike.
+func validateIDPart(field, s string) *ValidationError {
 	switch {
 	case s == "":
 		return invalid(field, "is empty")
-	case !utf8.ValidString(s) || strings.IndexFunc(s, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) >= 0:
-		return invalid(field, "%q contains spaces, control characters or invalid UTF-8", s)
+	case len(s) > maxIDPart:
+		return invalid(field, "is %d bytes long; at most %d", len(s), maxIDPart)
+	}
+	for _, r := range s {
+		if (r < 'a' || r > 'z') && (r < 'A' || r > 'Z') && (r < '0' || r > '9') && r != '-' {
+			return invalid(field, "%q contains %q; only ASCII letters, digits and \"-\" are allowed", shorten(s, 64), string(r))
+		}
+	}
+	return nil
+}
+
+// validateChatwootID checks a Chatwoot account or customer ID: a positive decimal number as
+// Chatwoot issues it ("12"), with no sign, leading zero or other digits, of at most 18 digits.
+func validateChatwootID(field, s string) *ValidationError {
+	ok := s != "" && len(s) <= 18 && s[0] != '0'
+	for i := 0; ok && i < len(s); i++ {
+		ok = s[i] >= '0' && s[i] <= '9'
+	}
+	if !ok {
+		return invalid(field, "%q is not a Chatwoot ID: a decimal number as Chatwoot shows it (\"12\"), without sign, leading zeros or spaces", shorten(s, 64))
 	}
 	return nil
 }
 
 // ChatwootConversationID builds the conversationId of a Chatwoot (CRM) conversation:
-// "crmchatsappai_{accountID}_{customerID}", such as "crmchatsappai_12_345". An empty part, an
-// account ID that contains "_", or a part with spaces or control characters is refused with a
-// *ValidationError. The customer ID, being last, may contain "_": the ID still splits one way.
+// "crmchatsappai_{accountID}_{customerID}", such as "crmchatsappai_12_345". Both IDs must be
+// decimal numbers as Chatwoot issues them ("12"); anything else (a sign, leading zeros, other
+// digits, "_", spaces) is refused with a *ValidationError.
 func ChatwootConversationID(accountID, customerID string) (string, error) {
 	const op = "Chatwoot conversation ID"
-	if err := validateIDPart("accountID", accountID); err != nil {
+	if err := validateChatwootID("accountID", accountID); err != nil {
 		return "", opError(op, err)
 	}
-	if err := validateLastIDPart("customerID", customerID); err != nil {
+	if err := validateChatwootID("customerID", customerID); err != nil {
 		return "", opError(op, err)
 	}
 	return chatwootPrefix + accountID + "_" + customerID, nil
@@ -188,14 +209,14 @@ func ParseChatwootConversationID(id string) (accountID, customerID string, err e
 
 func parseChatwoot(id string) (account, customer string, err *ValidationError) {
 	rest, ok := strings.CutPrefix(id, chatwootPrefix)
-	parts := strings.SplitN(rest, "_", 2)
+	parts := strings.Split(rest, "_")
 	if !ok || len(parts) != 2 {
-		return "", "", invalid("conversationId", "%q is not crmchatsappai_{accountId}_{customerId}", id)
+		return "", "", invalid("conversationId", "%q is not crmchatsappai_{accountId}_{customerId}", shorten(id, 200))
 	}
-	if err := validateIDPart("accountID", parts[0]); err != nil {
+	if err := validateChatwootID("accountID", parts[0]); err != nil {
 		return "", "", err
 	}
-	if err := validateLastIDPart("customerID", parts[1]); err != nil {
+	if err := validateChatwootID("customerID", parts[1]); err != nil {
 		return "", "", err
 	}
 	return parts[0], parts[1], nil

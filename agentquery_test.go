@@ -167,9 +167,30 @@ func TestWhatsAppChannelExternalID(t *testing.T) {
 		{"o", "a", "011 5555 0000", "", "phone"},
 		{"o", "a", "+", "", "phone"},
 		{"o", "a", "٥٤٩١١٥٥٥٥٠٠٠٠", "", "phone"},
+		// Nothing is guessed: the same digits are Los Angeles without "+" and Antwerp with it.
+		{"o", "a", "(323) 555-0100", "", "phone"},
+		{"o", "a", "+32 3 555 01 00", "o_a_3235550100", ""},
+		{"o", "a", "54 9 11 5555-0000", "", "phone"},
+		{"o", "a", "+44 (0)20 7946 0958", "", "phone"},
+		{"o", "a", "+44 ( 0 ) 20 7946 0958", "", "phone"},
+		{"o", "a", "+44 20 7946 0958", "o_a_442079460958", ""},
+		{"o", "a", "+54 9 11 5555\u200b0000", "", "phone"},
+		{"o", "a", "+５４９１１５５５５００００", "", "phone"},
+		// Look-alike IDs: invisible and format characters, non-ASCII, too long.
+		{"clorg1\u200b", "a", "5491155550000", "", "organizationID"},
+		{"o", "clagent1\u200d", "5491155550000", "", "agentID"},
+		{"o", "\u202eclagent1", "5491155550000", "", "agentID"},
+		{"\ufeffo", "a", "5491155550000", "", "organizationID"},
+		{"o", "cl\u00adagent1", "5491155550000", "", "agentID"},
+		{"o\u2060", "a", "5491155550000", "", "organizationID"},
+		{"o\U000E0041", "a", "5491155550000", "", "organizationID"},
+		{"оrg", "a", "5491155550000", "", "organizationID"}, // Cyrillic о
+		{strings.Repeat("o", 65), "a", "5491155550000", "", "organizationID"},
+		{strings.Repeat("o", 1<<20), "a", "5491155550000", "", "organizationID"},
+		{strings.Repeat("o", 64), "cl-agent-1", "5491155550000", strings.Repeat("o", 64) + "_cl-agent-1_5491155550000", ""},
 	}
 	for _, tt := range tests {
-		t.Run(tt.org+"/"+tt.agent+"/"+tt.phone, func(t *testing.T) {
+		t.Run(shorten(tt.org, 70)+"/"+tt.agent+"/"+tt.phone, func(t *testing.T) {
 			got, err := WhatsAppChannelExternalID(tt.org, tt.agent, tt.phone)
 			if tt.field == "" {
 				require.NoError(t, err)
@@ -232,17 +253,30 @@ func TestChatwootConversationID(t *testing.T) {
 		field             string
 	}{
 		{"12", "345", "crmchatsappai_12_345", ""},
-		{"acc-1", "cus.2", "crmchatsappai_acc-1_cus.2", ""},
+		{"1", "999999999999999999", "crmchatsappai_1_999999999999999999", ""},
+		{"acc-1", "2", "", "accountID"},
 		{"", "345", "", "accountID"},
 		{"12", "", "", "customerID"},
 		{"1_2", "345", "", "accountID"},
-		{"12", "34_5", "crmchatsappai_12_34_5", ""}, // the last part may hold "_": it splits one way
-		{"12", "_", "crmchatsappai_12__", ""},
+		{"12", "34_5", "", "customerID"}, // a reader that splits on "_" would route it to 34
+		{"12", "345_678", "", "customerID"},
+		{"12", "_", "", "customerID"},
 		{"12", "34 5", "", "customerID"},
 		{"12\n", "345", "", "accountID"},
+		// Look-alikes: displayed as crmchatsappai_12_345, or read as 12 by a lenient parser.
+		{"12\u200b", "345", "", "accountID"},
+		{"12", "345\ufeff", "", "customerID"},
+		{"012", "345", "", "accountID"},
+		{"+12", "345", "", "accountID"},
+		{"-12", "345", "", "accountID"},
+		{"１２", "345", "", "accountID"},
+		{"١٢", "345", "", "accountID"},
+		{"0", "345", "", "accountID"},
+		{"12", "1234567890123456789", "", "customerID"},
+		{"12", strings.Repeat("1", 1<<20), "", "customerID"},
 	}
 	for _, tt := range tests {
-		t.Run(tt.account+"/"+tt.customer, func(t *testing.T) {
+		t.Run(tt.account+"/"+shorten(tt.customer, 30), func(t *testing.T) {
 			got, err := ChatwootConversationID(tt.account, tt.customer)
 			if tt.field == "" {
 				require.NoError(t, err)
@@ -260,16 +294,44 @@ func TestChatwootConversationID(t *testing.T) {
 	}
 }
 
-func TestParseChatwootConversationIDSplitsAtTheFirstSeparator(t *testing.T) {
-	account, customer, err := ParseChatwootConversationID("crmchatsappai_1_2_3")
-	require.NoError(t, err)
-	assert.Equal(t, []string{"1", "2_3"}, []string{account, customer})
+// TestChatwootConversationIDWithAThirdPart: a customer ID with "_" is refused, so that every
+// reader of the ID, however it splits, finds the same customer.
+func TestChatwootConversationIDWithAThirdPart(t *testing.T) {
+	_, _, err := ParseChatwootConversationID("crmchatsappai_12_345_678")
+	assert.Error(t, err)
+	err = (&QueryRequest{Query: "q", ConversationID: "crmchatsappai_12_345_678"}).validate()
+	assert.Error(t, err)
+}
+
+// TestConversationIDLookAlikePrefix: an ID that starts with the Chatwoot prefix in another case,
+// or after white space or invisible characters, is checked like one, not waved through.
+func TestConversationIDLookAlikePrefix(t *testing.T) {
+	for _, id := range []string{
+		"CRMCHATSAPPAI_12_345", "CrmChatsAppAI_12_345_678", " crmchatsappai_12_345", "\tcrmchatsappai_12_345",
+		"\u200bcrmchatsappai_12_345", "\ufeffcrmchatsappai_1_2", "crmchatsappai_12\u200b_345",
+	} {
+		t.Run(id, func(t *testing.T) {
+			for _, err := range []error{
+				(&QueryRequest{Query: "q", ConversationID: id}).validate(),
+				(&AgentQueryRequest{Query: "q", ConversationID: id}).validate(),
+			} {
+				var vErr *ValidationError
+				require.ErrorAs(t, err, &vErr)
+				assert.Equal(t, "conversationId", vErr.Field)
+			}
+		})
+	}
+	// IDs of other channels are the server's business.
+	for _, id := range []string{"clconv123", "crm_12_345", "chatwoot_12_345"} {
+		assert.NoError(t, (&QueryRequest{Query: "q", ConversationID: id}).validate())
+	}
 }
 
 func TestParseChatwootConversationID(t *testing.T) {
 	for _, bad := range []string{
 		"", "crmchatsappai_", "crmchatsappai_12", "crmchatsappai_12_", "crmchatsappai__345",
 		"CRMCHATSAPPAI_12_345", "chatwoot_12_345", "xcrmchatsappai_12_345", "crmchatsappai_12_3 45",
+		"crmchatsappai_1_2_3", "crmchatsappai_012_345", "crmchatsappai_12_+345", "crmchatsappai_１２_345",
 	} {
 		t.Run(bad, func(t *testing.T) {
 			account, customer, err := ParseChatwootConversationID(bad)

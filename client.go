@@ -26,6 +26,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -61,11 +62,14 @@ type Client struct {
 	cfg config
 }
 
+// config is a client's configuration. Its httpClient is held in a func, so that printers never
+// reach the transport's idle connections, whose buffers keep the bytes of past requests with
+// their Authorization header.
 type config struct {
 	auth              secret // the Authorization header's value, "Bearer <key>"; empty without a key
 	authSet           bool   // WithAPIKey was given: LABUREN_API_KEY is not read
 	baseURL           string // absolute, without a trailing slash
-	httpClient        *http.Client
+	httpClient        func() *http.Client
 	maxRetries        int
 	retryDelay        time.Duration
 	userAgent         string
@@ -156,7 +160,7 @@ func NewClient(opts ...Option) (*Client, error) {
 		}
 	}
 	if cfg.httpClient == nil {
-		cfg.httpClient = defaultHTTPClient()
+		cfg.httpClient = defaultHTTPClient
 	}
 	return &Client{cfg: cfg}, nil
 }
@@ -215,7 +219,13 @@ func bearer(key string) secret {
 }
 
 func cleanBaseURL(base string) (string, error) {
-	u, err := url.Parse(strings.TrimSpace(base))
+	base = strings.TrimSpace(base)
+	if strings.Contains(base, "@") {
+		// A password may hold characters that end the authority early ("/", "?", "#"), and the
+		// parser would then show it as a host, port or path: show nothing of such a URL.
+		return "", errors.New("base URL must not carry user info (user:password@): give the API key with WithAPIKey")
+	}
+	u, err := url.Parse(base)
 	if err != nil {
 		// The url.Error would repeat the whole URL, and with it a password it may carry.
 		var uerr *url.Error
@@ -239,19 +249,63 @@ func cleanBaseURL(base string) (string, error) {
 // enough idle connections for bursts of concurrent calls. Use contexts for deadlines.
 //
 // Redirects are followed as the HTTP client's CheckRedirect allows (by default, up to 10): a
-// 307 or 308 repeats the POST with its body and key, so a move within the API's host keeps
-// working; a 301, 302 or 303 turns it into a GET, which the API refuses; and Go's client never
-// sends the Authorization header to another host. An error answered after a redirect says where
-// the request went and what it lost on the way. To refuse redirects, give a client whose
-// CheckRedirect returns http.ErrUseLastResponse: a 3xx is then an *APIError.
+// 307 or 308 repeats the POST with its body, so a move within the API's origin keeps working; a
+// 301, 302 or 303 turns it into a GET, which the API refuses. The API key goes only to the base
+// URL's origin (scheme, host and port): a redirect anywhere else is followed without it. An
+// error answered after a redirect says where the request went and what it lost on the way. To
+// refuse redirects, give a client whose CheckRedirect returns http.ErrUseLastResponse: a 3xx is
+// then an *APIError. hc itself is not changed: the SDK sends through a shallow copy.
 func WithHTTPClient(hc *http.Client) Option {
 	return func(c *config) error {
 		if hc == nil {
 			return errors.New("WithHTTPClient: nil *http.Client")
 		}
-		c.httpClient = hc
+		guarded := keyStaysHome(hc)
+		c.httpClient = func() *http.Client { return guarded }
 		return nil
 	}
+}
+
+// keyStaysHome returns a shallow copy of hc whose redirects carry the Authorization header only
+// to the origin of the first request: Go's client compares host names only, and would send it
+// to another port, from https to http, or to a subdomain.
+func keyStaysHome(hc *http.Client) *http.Client {
+	guarded := *hc
+	next := hc.CheckRedirect
+	guarded.CheckRedirect = func(req *http.Request, via []*http.Request) error {
+		if !sameOrigin(req.URL, via[0].URL) {
+			req.Header.Del("Authorization")
+		}
+		if next != nil {
+			return next(req, via)
+		}
+		if len(via) >= 10 { // net/http's default rule
+			return errors.New("stopped after 10 redirects")
+		}
+		return nil
+	}
+	return &guarded
+}
+
+// sameOrigin reports whether a and b have the same scheme, host and port.
+func sameOrigin(a, b *url.URL) bool {
+	return strings.EqualFold(a.Scheme, b.Scheme) && strings.EqualFold(a.Hostname(), b.Hostname()) &&
+		originPort(a) == originPort(b)
+}
+
+// origin is the scheme, host and port of u, as the redirect rule compares them.
+func origin(u *url.URL) string {
+	return strings.ToLower(u.Scheme) + "://" + net.JoinHostPort(strings.ToLower(u.Hostname()), originPort(u))
+}
+
+func originPort(u *url.URL) string {
+	if p := u.Port(); p != "" {
+		return p
+	}
+	if strings.EqualFold(u.Scheme, "https") {
+		return "443"
+	}
+	return "80"
 }
 
 // WithMaxRetries sets how many times a failed attempt is retried (default 2; 0 turns retries
@@ -337,8 +391,9 @@ func WithMaxEventSize(n int) Option {
 	}
 }
 
-// WithStreamIdleTimeout fails a stream that receives no bytes for d (default 5 minutes; 0 turns
-// the check off). It catches a server or network that stalls without closing the connection.
+// WithStreamIdleTimeout fails a stream, or the read of any response body (a Query's answer, an
+// error page), that receives no bytes for d (default 5 minutes; 0 turns the check off). It
+// catches a server or network that stalls without closing the connection.
 func WithStreamIdleTimeout(d time.Duration) Option {
 	return func(c *config) error {
 		if d < 0 {
@@ -368,7 +423,7 @@ var defaultHTTPClient = sync.OnceValue(func() *http.Client {
 	t.ResponseHeaderTimeout = responseHeaderTimeout
 	t.MaxIdleConns = 256
 	t.MaxIdleConnsPerHost = 256
-	return &http.Client{Transport: t}
+	return keyStaysHome(&http.Client{Transport: t})
 })
 
 // configFor returns the client's configuration with a call's options applied.
@@ -407,7 +462,7 @@ func (c *Client) send(ctx context.Context, cfg *config, req request) (*http.Resp
 			req.obs.attempt(attempt, res.StatusCode, nil, -1) // observe: a 2xx attempt
 			return res, nil
 		case err == nil:
-			apiErr = readAPIError(res)
+			apiErr = readAPIError(res, cfg)
 			apiErr.Method, apiErr.Path, apiErr.Attempts = http.MethodPost, urlPath(target), attempt
 			if (apiErr.StatusCode == http.StatusUnauthorized || apiErr.StatusCode == http.StatusForbidden) && !cfg.auth.set() {
 				apiErr.hint = "no API key was configured: use WithAPIKey or set LABUREN_API_KEY"
@@ -428,6 +483,9 @@ func (c *Client) send(ctx context.Context, cfg *config, req request) (*http.Resp
 			return nil, err
 		}
 		wait = min(wait, maxRetryAfter)
+		if deadline, ok := ctx.Deadline(); ok && apiErr != nil && time.Until(deadline) < wait {
+			return nil, err // the wait cannot fit: report the response now, with its RetryAfter
+		}
 		req.obs.attempt(attempt, statusOf(apiErr), err, wait) // observe: retried after wait
 		pause := cfg.sleep
 		if pause == nil {
@@ -460,7 +518,9 @@ func redirectHint(cfg *config, target string, final *http.Request) string {
 		hint += ", which turned the POST into a " + final.Method
 	}
 	if cfg.auth.set() && final.Header.Get("Authorization") == "" {
-		hint += ", without the API key: Go's HTTP client does not send it to another host"
+		if u, err := url.Parse(target); err == nil {
+			hint += ", without the API key: it is sent only to " + origin(u)
+		}
 	}
 	return hint + "; point WithBaseURL at the new location"
 }
@@ -520,7 +580,7 @@ func (c *Client) attempt(ctx context.Context, cfg *config, target string, req re
 	if cfg.logger != nil {
 		start = time.Now()
 	}
-	res, err := cfg.httpClient.Do(hreq)
+	res, err := cfg.httpClient().Do(hreq)
 	if cfg.logger != nil {
 		logAttempt(ctx, cfg.logger, req.path, attempt, res, err, time.Since(start))
 	}
@@ -547,12 +607,39 @@ func logAttempt(ctx context.Context, l *slog.Logger, path string, attempt int, r
 	l.LogAttrs(ctx, level, "laburen request", attrs...)
 }
 
-// readAPIError reads the start of an error response's body, closes it, and decodes the error.
-func readAPIError(res *http.Response) *APIError {
-	body, _ := io.ReadAll(io.LimitReader(res.Body, maxErrorBody))
-	res.Body.Close()
-	return newAPIError(res.StatusCode, res.Header, body)
+// hiddenBody is a response body held in funcs. A printer that walks a value holding it (a
+// Stream) sees addresses only, never the connection behind it, whose buffers keep the bytes of
+// the request and its Authorization header.
+type hiddenBody struct {
+	read  func([]byte) (int, error)
+	close func() error
 }
+
+func hideBody(b io.ReadCloser) io.ReadCloser { return hiddenBody{read: b.Read, close: b.Close} }
+
+func (b hiddenBody) Read(p []byte) (int, error) { return b.read(p) }
+func (b hiddenBody) Close() error               { return b.close() }
+
+// readAPIError reads the start of an error response's body, closes it, and decodes the error.
+// Each wait for the body's bytes is bounded as in readBody, and an API key the server echoed is
+// replaced, in the body before the message is cut from it and in the decoded text.
+func readAPIError(res *http.Response, cfg *config) *APIError {
+	body, _ := readBody(res, maxErrorBody-1, cfg.streamIdleTimeout)
+	res.Body.Close()
+	key := strings.TrimPrefix(cfg.auth.value(), "Bearer ")
+	if key != "" {
+		body = bytes.ReplaceAll(body, []byte(key), []byte(redacted))
+	}
+	e := newAPIError(res.StatusCode, res.Header, body)
+	if key != "" {
+		e.Code = strings.ReplaceAll(e.Code, key, redacted)
+		e.Message = strings.ReplaceAll(e.Message, key, redacted)
+	}
+	return e
+}
+
+// redacted stands for the API key wherever a server echoed it.
+const redacted = "[redacted]"
 
 // retryWait decides whether a failed attempt is retried and after how long. A transport error
 // is retried only when the request certainly never reached the server; of the responses, only
@@ -635,7 +722,7 @@ func (c *Client) call(ctx context.Context, cfg *config, req request, out any) er
 		return err
 	}
 	defer res.Body.Close()
-	body, err := readBody(res, cfg.maxEventSize)
+	body, err := readBody(res, cfg.maxEventSize, cfg.streamIdleTimeout)
 	if err != nil {
 		return fmt.Errorf("read response (HTTP %d): %w", res.StatusCode, err)
 	}
@@ -650,22 +737,35 @@ func (c *Client) call(ctx context.Context, cfg *config, req request, out any) er
 }
 
 // readBody reads a response body up to limit+1 bytes, in one allocation when its length is
-// announced. It reads to EOF, so that the connection returns to the pool.
-func readBody(res *http.Response, limit int) ([]byte, error) {
+// announced. It reads to EOF, so that the connection returns to the pool. A wait of more than
+// idle (when positive) for the next bytes closes the body and fails the read.
+func readBody(res *http.Response, limit int, idle time.Duration) ([]byte, error) {
 	r := io.LimitReader(res.Body, int64(limit)+1)
 	size := int64(512)
 	if n := res.ContentLength; n > 0 && n <= int64(limit) {
 		size = n + 1 // room to see EOF without growing
 	}
+	var stalled atomic.Bool
+	var timer *time.Timer
+	if idle > 0 {
+		timer = time.AfterFunc(idle, func() { stalled.Store(true); res.Body.Close() })
+		defer timer.Stop()
+	}
 	buf := make([]byte, 0, size)
 	for {
+		if timer != nil {
+			timer.Reset(idle)
+		}
 		m, err := r.Read(buf[len(buf):cap(buf)])
+		if timer != nil && !timer.Stop() || stalled.Load() {
+			return buf, fmt.Errorf("no data arrived for %v while reading the body (WithStreamIdleTimeout): %w", idle, context.DeadlineExceeded)
+		}
 		buf = buf[:len(buf)+m]
 		if err == io.EOF {
 			return buf, nil
 		}
 		if err != nil {
-			return nil, err
+			return buf, err
 		}
 		if len(buf) == cap(buf) {
 			buf = append(buf, 0)[:len(buf)]

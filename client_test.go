@@ -173,7 +173,7 @@ func TestDefaultHTTPClient(t *testing.T) {
 	t.Setenv("LABUREN_API_KEY", "")
 	c, err := NewClient()
 	require.NoError(t, err)
-	hc := c.cfg.httpClient
+	hc := c.cfg.httpClient()
 	assert.Same(t, defaultHTTPClient(), hc, "clients without WithHTTPClient share one pool")
 	assert.Zero(t, hc.Timeout, "an overall timeout would cut long streams")
 	tr, ok := hc.Transport.(*http.Transport)

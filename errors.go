@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 	"unicode"
@@ -237,41 +238,47 @@ func errorText(contentType string, body []byte) (code, message string) {
 }
 
 // jsonErrorText reads {"error": "X"}, {"error": {"code": .., "message": ..}} and
-// {"code": .., "message": ..}. A JSON object in none of these forms is shown as it came.
+// {"code": .., "message": ..}, with keys matched exactly (see exactObject). A JSON object in
+// none of these forms is shown as it came.
 func jsonErrorText(body []byte) (code, message string, ok bool) {
-	var v struct {
-		Error   json.RawMessage `json:"error"`
-		Message json.RawMessage `json:"message"`
-		Code    json.RawMessage `json:"code"`
-	}
-	if json.Unmarshal(body, &v) != nil {
+	v, ok := exactMembers(body, "error", "message", "code")
+	if !ok {
 		return "", "", false
 	}
+	errV, messageV, codeV := v[0], v[1], v[2]
 	var s string
-	if len(v.Error) > 0 && json.Unmarshal(v.Error, &s) == nil && s != "" {
+	if len(errV) > 0 && json.Unmarshal(errV, &s) == nil && s != "" {
 		code, message = splitText(s)
-		if m := jsonString(v.Message); m != "" && m != s {
+		if m := jsonString(messageV); m != "" && m != s {
 			message = firstNonEmpty(message, m)
 		}
 		return code, message, true
 	}
-	var obj struct {
-		Code    json.RawMessage `json:"code"`
-		Type    json.RawMessage `json:"type"`
-		Message json.RawMessage `json:"message"`
-	}
-	if len(v.Error) > 0 && json.Unmarshal(v.Error, &obj) == nil {
-		code = firstNonEmpty(jsonString(obj.Code), jsonString(obj.Type))
-		message = jsonString(obj.Message)
+	if obj, ok := exactMembers(errV, "code", "type", "message"); ok {
+		code = firstNonEmpty(jsonString(obj[0]), jsonString(obj[1]))
+		message = jsonString(obj[2])
 		if code != "" || message != "" {
 			return code, message, true
 		}
 	}
-	code, message = jsonString(v.Code), jsonString(v.Message)
+	code, message = jsonString(codeV), jsonString(messageV)
 	if code != "" || message != "" {
 		return code, message, true
 	}
 	return "", shorten(string(body), 300), true
+}
+
+// exactMembers returns the raw values of the keys names of the JSON object b, matched exactly
+// (see exactObject); ok is false when b is not a JSON object.
+func exactMembers(b []byte, names ...string) (values []json.RawMessage, ok bool) {
+	values = make([]json.RawMessage, len(names))
+	err := exactObject(b, func(key, value []byte) error {
+		if i := slices.Index(names, string(key)); i >= 0 {
+			values[i] = value
+		}
+		return nil
+	})
+	return values, err == nil
 }
 
 // jsonString returns a JSON string or number as text, "" for anything else.

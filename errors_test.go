@@ -237,6 +237,25 @@ func TestLowercaseCodeInBody(t *testing.T) {
 	assert.ErrorIs(t, e, ErrUsageLimit)
 }
 
+// TestErrorBodyKeysMatchExactly: an error body's keys are matched exactly, as a JavaScript
+// reader matches them.
+func TestErrorBodyKeysMatchExactly(t *testing.T) {
+	tests := []struct{ body, code, message string }{
+		{`{"message":"real","MESSAGE":"fake"}`, "", "real"},
+		{`{"Message":"fake","message":"real"}`, "", "real"},
+		{`{"error":{"code":"NOT_FOUND","CODE":"FAKE","Message":"fake"}}`, "NOT_FOUND", ""},
+		{`{"ERROR":"FAKE","error":"NOT_FOUND"}`, "NOT_FOUND", ""},
+		{`{"MESSAGE":"fake"}`, "", `{"MESSAGE":"fake"}`}, // no known form: shown as it came
+	}
+	for _, tt := range tests {
+		t.Run(tt.body, func(t *testing.T) {
+			e := newAPIError(http.StatusNotFound, http.Header{"Content-Type": {"application/json"}}, []byte(tt.body))
+			assert.Equal(t, tt.code, e.Code)
+			assert.Equal(t, tt.message, e.Message)
+		})
+	}
+}
+
 // TestAPIErrorSaysWhere: an APIError names the request it answers, so that an unknown agent and
 // a base URL without /api read differently; it counts the attempts, shows the request ID and
 // keeps the response headers; an [ERROR] event reads as a stream error.

@@ -3,6 +3,7 @@ module github.com/laburen/laburen-go
 go 1.24
 
 require (
+	github.com/davecgh/go-spew v1.1.1
 	github.com/google/go-querystring v1.2.0
 	github.com/jarcoal/httpmock v1.4.2
 	github.com/stretchr/testify v1.12.1

@@ -1,13 +1,16 @@
 package laburen
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // Ptr returns a pointer to v. Use it for the optional numbers of a request where zero is a
@@ -315,34 +318,34 @@ type Source struct {
 
 // UnmarshalJSON decodes the source and keeps the raw item in Raw.
 func (s *Source) UnmarshalJSON(b []byte) error {
-	type plain Source
-	err := json.Unmarshal(b, (*plain)(s))
-	if lenient(err) != nil {
-		return err
-	}
-	if err != nil {
-		// A field of another type: json left a zero where a pointer was already allocated, so
-		// decode the optional numbers again, as nil unless they are numbers.
-		var v struct {
-			Score      json.RawMessage `json:"score"`
-			PageNumber json.RawMessage `json:"page_number"`
-		}
-		_ = json.Unmarshal(b, &v) // b is valid JSON: json.Unmarshal checked it before decoding
-		s.Score = optional[float64](v.Score)
-		s.PageNumber = optional[int](v.PageNumber)
-	}
-	s.Raw = slices.Clone(b)
-	return nil
+	return s.decode(slices.Clone(b))
 }
 
-// optional decodes a number that may be missing, null or of another type: nil unless it is a
-// T.
-func optional[T any](raw json.RawMessage) *T {
-	var v T
-	if len(raw) == 0 || json.Unmarshal(raw, &v) != nil || string(raw) == "null" {
+// decode reads a source from b, which it keeps in Raw. A source that is not an object keeps
+// only Raw.
+func (s *Source) decode(b []byte) error {
+	s.Raw = b
+	return lenient(exactObject(b, func(key, v []byte) error {
+		switch string(key) {
+		case "source":
+			return leaf(v, &s.Source)
+		case "chunk":
+			return leaf(v, &s.Chunk)
+		case "datasource_id":
+			return leaf(v, &s.DatasourceID)
+		case "datasource_name":
+			return leaf(v, &s.DatasourceName)
+		case "datasource_type":
+			return leaf(v, &s.DatasourceType)
+		case "source_url":
+			return leaf(v, &s.SourceURL)
+		case "score":
+			s.Score = optional[float64](v)
+		case "page_number":
+			s.PageNumber = optional[int](v)
+		}
 		return nil
-	}
-	return &v
+	}))
 }
 
 // Approval is a tool call that waits for a human's approval before it runs.
@@ -359,19 +362,29 @@ type Approval struct {
 
 // UnmarshalJSON decodes the approval, reading the tool's type, and keeps the raw item in Raw.
 func (a *Approval) UnmarshalJSON(b []byte) error {
-	type plain Approval
-	if err := lenient(json.Unmarshal(b, (*plain)(a))); err != nil {
-		return err
-	}
-	var tool struct {
-		Type string `json:"type"`
-	}
-	if len(a.Tool) > 0 && a.Tool[0] == '{' {
-		_ = json.Unmarshal(a.Tool, &tool) // a tool without a string type keeps ToolType empty
-	}
-	a.ToolType = tool.Type
-	a.Raw = slices.Clone(b)
-	return nil
+	return a.decode(slices.Clone(b))
+}
+
+// decode reads an approval from b, which it keeps in Raw.
+func (a *Approval) decode(b []byte) error {
+	a.Raw = b
+	err := exactObject(b, func(key, v []byte) error {
+		switch string(key) {
+		case "tool":
+			a.Tool = json.RawMessage(v)
+		case "payload":
+			a.Payload = json.RawMessage(v)
+		}
+		return nil
+	})
+	a.ToolType = ""
+	_ = exactObject(a.Tool, func(key, v []byte) error { // a tool without a string type keeps ToolType empty
+		if string(key) == "type" {
+			return leaf(v, &a.ToolType)
+		}
+		return nil
+	})
+	return lenient(err)
 }
 
 // AgentQueryResponse is the answer to AgentQuery: where the message was recorded.
@@ -390,31 +403,86 @@ type AgentQueryResponse struct {
 }
 
 // decodeOwned is UnmarshalJSON for a body the request path hands over: kept without a copy.
-// A field of an unexpected type is left zero (Raw keeps it), except the answer itself: an
-// answer that is not a string is an error, never an empty answer passed on to a user.
+// Keys match exactly, as a JavaScript reader matches them: "ConversationId" is not
+// "conversationId". A field of an unexpected type is left zero (Raw keeps it), except the answer
+// itself: an answer that is not a string is an error, never an empty answer passed on to a user.
 func (r *QueryResponse) decodeOwned(b []byte) error {
-	type plain QueryResponse
-	err := json.Unmarshal(b, (*plain)(r))
-	if lenient(err) != nil {
+	err := exactObject(b, func(key, v []byte) error {
+		switch string(key) {
+		case "answer":
+			if err := json.Unmarshal(v, &r.Answer); err != nil {
+				return fmt.Errorf("the answer is not a string: %s", shorten(string(v), 100))
+			}
+		case "usage":
+			return r.Usage.decode(v)
+		case "sources":
+			return lenient(decodeItems(v, &r.Sources, (*Source).decode))
+		case "approvals":
+			return lenient(decodeItems(v, &r.Approvals, (*Approval).decode))
+		case "messageId":
+			return leaf(v, &r.MessageID)
+		case "conversationId":
+			return leaf(v, &r.ConversationID)
+		case "visitorId":
+			return leaf(v, &r.VisitorID)
+		case "request_human":
+			return leaf(v, &r.RequestHuman)
+		case "status":
+			return leaf(v, &r.Status)
+		case "metadata":
+			r.Metadata = json.RawMessage(v)
+		case "inputMessageId":
+			return leaf(v, &r.InputMessageID)
+		case "message":
+			return leaf(v, &r.Message)
+		case "webhookUrl":
+			return leaf(v, &r.WebhookURL)
+		}
+		return nil
+	})
+	if err != nil {
 		return err
-	}
-	if err != nil { // a type mismatch somewhere: make sure it is not the answer's
-		var v struct {
-			Answer json.RawMessage `json:"answer"`
-		}
-		var s string
-		if json.Unmarshal(b, &v) == nil && len(v.Answer) > 0 && json.Unmarshal(v.Answer, &s) != nil && string(v.Answer) != "null" {
-			return fmt.Errorf("the answer is not a string: %s", shorten(string(v.Answer), 100))
-		}
 	}
 	r.Raw = b
 	return nil
 }
 
+// decode reads the usage from b; a usage that is not an object stays zero.
+func (u *Usage) decode(b []byte) error {
+	return lenient(exactObject(b, func(key, v []byte) error {
+		switch string(key) {
+		case "completionTokens":
+			return leaf(v, &u.CompletionTokens)
+		case "promptTokens":
+			return leaf(v, &u.PromptTokens)
+		case "totalTokens":
+			return leaf(v, &u.TotalTokens)
+		case "cost":
+			return leaf(v, &u.Cost)
+		}
+		return nil
+	}))
+}
+
+// UnmarshalJSON decodes the usage, matching keys exactly.
+func (u *Usage) UnmarshalJSON(b []byte) error { return u.decode(b) }
+
 // decodeOwned is UnmarshalJSON for a body the request path hands over: kept without a copy.
 func (r *AgentQueryResponse) decodeOwned(b []byte) error {
-	type plain AgentQueryResponse
-	if err := lenient(json.Unmarshal(b, (*plain)(r))); err != nil {
+	err := exactObject(b, func(key, v []byte) error {
+		switch string(key) {
+		case "messageId":
+			return leaf(v, &r.MessageID)
+		case "conversationId":
+			return leaf(v, &r.ConversationID)
+		case "visitorId":
+			return leaf(v, &r.VisitorID)
+		case "status":
+			return leaf(v, &r.Status)
+		}
+		return nil
+	})
+	if err != nil {
 		return err
 	}
 	r.Raw = b
@@ -461,4 +529,220 @@ func jsonNames(t reflect.Type) map[string]bool {
 		}
 	}
 	return names
+}
+
+// The response types read their JSON as a JavaScript reader does: a key fills the field whose
+// JSON name it is exactly (encoding/json would also take "CONVERSATIONID" for "conversationId",
+// and the last of the two would win), and a later duplicate of the same key wins. exactObject
+// walks an object once, finding each member's key and the extent of its value; the values of
+// known keys are decoded by encoding/json, the others checked with json.Valid.
+
+// errNotObject reports a value that should be a JSON object and is not; lenient drops it.
+var errNotObject = &json.UnmarshalTypeError{Value: "non-object", Type: reflect.TypeFor[map[string]any]()}
+
+// errJSONEnd is encoding/json's error for a value cut short.
+var errJSONEnd = errors.New("unexpected end of JSON input")
+
+// errNotArray reports a value that should be a JSON array and is not; lenient drops it.
+var errNotArray = &json.UnmarshalTypeError{Value: "non-array", Type: reflect.TypeFor[[]any]()}
+
+// exactObject calls member for each member of the JSON object b, in order, with its key
+// (unescaped) and its raw value. b must be the object and nothing else but white space.
+func exactObject(b []byte, member func(key, value []byte) error) error {
+	i := skipSpace(b, 0)
+	if i == len(b) || b[i] != '{' {
+		if !json.Valid(b) {
+			return errors.New("invalid JSON")
+		}
+		return errNotObject
+	}
+	i = skipSpace(b, i+1)
+	if i < len(b) && b[i] == '}' {
+		return endOfValue(b, i+1)
+	}
+	for {
+		if i == len(b) || b[i] != '"' {
+			return syntaxError(b, i, "a key")
+		}
+		end, err := valueEnd(b, i)
+		if err != nil {
+			return err
+		}
+		if !json.Valid(b[i:end]) {
+			return syntaxError(b, i, "a JSON string")
+		}
+		key := b[i+1 : end-1]
+		if bytes.IndexByte(key, '\\') >= 0 || !utf8.Valid(key) {
+			var s string
+			if err := json.Unmarshal(b[i:end], &s); err != nil {
+				return err
+			}
+			key = []byte(s)
+		}
+		i = skipSpace(b, end)
+		if i == len(b) || b[i] != ':' {
+			return syntaxError(b, i, "':'")
+		}
+		i = skipSpace(b, i+1)
+		if end, err = valueEnd(b, i); err != nil {
+			return err
+		}
+		value := b[i:end]
+		if !json.Valid(value) {
+			return syntaxError(b, i, "a JSON value")
+		}
+		if err := member(key, value); err != nil {
+			return err
+		}
+		i = skipSpace(b, end)
+		switch {
+		case i < len(b) && b[i] == ',':
+			i = skipSpace(b, i+1)
+		case i < len(b) && b[i] == '}':
+			return endOfValue(b, i+1)
+		default:
+			return syntaxError(b, i, "',' or '}'")
+		}
+	}
+}
+
+// decodeItems decodes the JSON array b into *items, each item with decode, which is given the
+// item's raw JSON. A value that is not an array leaves *items as it was.
+func decodeItems[T any](b []byte, items *[]T, decode func(*T, []byte) error) error {
+	i := skipSpace(b, 0)
+	if i == len(b) || b[i] != '[' {
+		return errNotArray // b is valid JSON: exactObject checked it
+	}
+	*items = make([]T, 0)
+	i = skipSpace(b, i+1)
+	for i < len(b) && b[i] != ']' {
+		end, err := valueEnd(b, i)
+		if err != nil {
+			return err
+		}
+		*items = append(*items, *new(T))
+		if err := decode(&(*items)[len(*items)-1], b[i:end]); err != nil {
+			return err
+		}
+		i = skipSpace(b, end)
+		if i < len(b) && b[i] == ',' {
+			i = skipSpace(b, i+1)
+		}
+	}
+	return nil
+}
+
+// leaf decodes the JSON value b (already checked) into v. A value of another type is not an
+// error: v keeps its zero value, and the raw JSON keeps what came. The common plain values are
+// read directly, as encoding/json would read them; anything else goes through it.
+func leaf(b []byte, v any) error {
+	switch v := v.(type) {
+	case *string:
+		if s, ok := plainString(b); ok {
+			*v = s
+			return nil
+		}
+	case *ConversationStatus:
+		if s, ok := plainString(b); ok {
+			*v = ConversationStatus(s)
+			return nil
+		}
+	case *int:
+		if n, err := strconv.Atoi(string(b)); err == nil {
+			*v = n
+			return nil
+		}
+	case *float64:
+		if f, err := strconv.ParseFloat(string(b), 64); err == nil {
+			*v = f
+			return nil
+		}
+	case *bool:
+		if string(b) == "true" || string(b) == "false" {
+			*v = string(b) == "true"
+			return nil
+		}
+	}
+	return lenient(json.Unmarshal(b, v))
+}
+
+// plainString returns the JSON string b when it has no escape and is valid UTF-8: its text is
+// then its bytes.
+func plainString(b []byte) (string, bool) {
+	if len(b) < 2 || b[0] != '"' || bytes.IndexByte(b, '\\') >= 0 || !utf8.Valid(b) {
+		return "", false
+	}
+	return string(b[1 : len(b)-1]), true
+}
+
+// valueEnd returns the end of the JSON value that starts at b[i]: after its closing quote or
+// bracket, or before the byte that ends a number or literal. It checks only the nesting; the
+// caller checks the value.
+func valueEnd(b []byte, i int) (int, error) {
+	depth := 0
+	for j := i; j < len(b); j++ {
+		switch b[j] {
+		case '"':
+			for j++; j < len(b) && b[j] != '"'; j++ {
+				if b[j] == '\\' {
+					j++
+				}
+			}
+			if j >= len(b) {
+				return 0, errJSONEnd
+			}
+		case '{', '[':
+			depth++
+		case '}', ']':
+			depth--
+			if depth < 0 {
+				return j, nil // the end of the enclosing object or array
+			}
+		case ',', ' ', '\t', '\r', '\n', ':':
+			if depth == 0 {
+				return j, nil
+			}
+		default:
+			continue
+		}
+		if depth == 0 {
+			return j + 1, nil
+		}
+	}
+	if depth != 0 {
+		return 0, errJSONEnd
+	}
+	return len(b), nil
+}
+
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\r' || b[i] == '\n') {
+		i++
+	}
+	return i
+}
+
+// endOfValue checks that nothing but white space follows b[:i].
+func endOfValue(b []byte, i int) error {
+	if i = skipSpace(b, i); i != len(b) {
+		return syntaxError(b, i, "the end of the JSON value")
+	}
+	return nil
+}
+
+func syntaxError(b []byte, i int, want string) error {
+	if i >= len(b) {
+		return errJSONEnd
+	}
+	return fmt.Errorf("invalid JSON at byte %d: %q where %s should be", i, b[i], want)
+}
+
+// optional decodes a number that may be missing, null or of another type: nil unless it is a
+// T.
+func optional[T any](raw []byte) *T {
+	var v T
+	if len(raw) == 0 || json.Unmarshal(raw, &v) != nil || string(raw) == "null" {
+		return nil
+	}
+	return &v
 }

@@ -182,9 +182,11 @@ func validateChannel(ch Channel) error {
 }
 
 // validateConversationID refuses a Chatwoot conversation ID that does not parse: it would put
-// the message in another conversation.
+// the message in another conversation. An ID that starts with the prefix in another case, or
+// after white space or invisible characters, is checked too, and refused.
 func validateConversationID(id string) error {
-	if strings.HasPrefix(id, chatwootPrefix) {
+	lead := strings.TrimLeftFunc(id, func(r rune) bool { return unicode.IsSpace(r) || unicode.Is(unicode.Cf, r) })
+	if len(lead) >= len(chatwootPrefix) && strings.EqualFold(lead[:len(chatwootPrefix)], chatwootPrefix) {
 		if _, _, err := parseChatwoot(id); err != nil {
 			return within("conversationId", err)
 		}

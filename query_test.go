@@ -445,3 +445,106 @@ func TestQueryResponseLenientTopLevel(t *testing.T) {
 		})
 	}
 }
+
+// TestResponseKeysMatchExactly: a response's keys are matched as a JavaScript reader matches
+// them: exactly, the last duplicate winning, escapes resolved. A key that differs only by case
+// is not the field (encoding/json would take it, and the last of the two would win).
+func TestResponseKeysMatchExactly(t *testing.T) {
+	tests := []struct {
+		name, body string
+		check      func(t *testing.T, r *QueryResponse)
+	}{
+		{"case variant after", `{"conversationId":"A","CONVERSATIONID":"B"}`,
+			func(t *testing.T, r *QueryResponse) { assert.Equal(t, "A", r.ConversationID) }},
+		{"case variant before", `{"ConversationId":"B","conversationId":"A"}`,
+			func(t *testing.T, r *QueryResponse) { assert.Equal(t, "A", r.ConversationID) }},
+		{"case variant alone", `{"CONVERSATIONID":"B","Answer":"no"}`,
+			func(t *testing.T, r *QueryResponse) {
+				assert.Equal(t, []string{"", ""}, []string{r.ConversationID, r.Answer})
+			}},
+		{"last duplicate wins", `{"conversationId":"A","conversationId":"C"}`,
+			func(t *testing.T, r *QueryResponse) { assert.Equal(t, "C", r.ConversationID) }},
+		{"escaped key", `{"conversation\u0049d":"E"}`,
+			func(t *testing.T, r *QueryResponse) { assert.Equal(t, "E", r.ConversationID) }},
+		{"nested usage", `{"usage":{"totalTokens":1,"TotalTokens":2,"COST":9}}`,
+			func(t *testing.T, r *QueryResponse) { assert.Equal(t, Usage{TotalTokens: 1}, r.Usage) }},
+		{"nested source", `{"sources":[{"source":"a","Source":"b","SCORE":1}]}`, func(t *testing.T, r *QueryResponse) {
+			require.Len(t, r.Sources, 1)
+			assert.Equal(t, "a", r.Sources[0].Source)
+			assert.Nil(t, r.Sources[0].Score)
+			assert.JSONEq(t, `{"source":"a","Source":"b","SCORE":1}`, string(r.Sources[0].Raw))
+		}},
+		{"approval tool type", `{"approvals":[{"tool":{"type":"http","TYPE":"x"},"Tool":{}}]}`, func(t *testing.T, r *QueryResponse) {
+			require.Len(t, r.Approvals, 1)
+			assert.Equal(t, "http", r.Approvals[0].ToolType)
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, _ := newMockClient(t, http.StatusOK, tt.body)
+			res, err := c.Query(context.Background(), "a", QueryRequest{Query: "Hi"})
+			require.NoError(t, err)
+			tt.check(t, res)
+			assert.Equal(t, tt.body, string(res.Raw))
+
+			var viaJSON QueryResponse
+			require.NoError(t, json.Unmarshal([]byte(tt.body), &viaJSON))
+			tt.check(t, &viaJSON)
+		})
+	}
+	t.Run("agent query", func(t *testing.T) {
+		c, _ := newMockClient(t, http.StatusOK, `{"conversationId":"A","CONVERSATIONID":"B","MessageId":"x"}`)
+		res, err := c.AgentQuery(context.Background(), "a", AgentQueryRequest{Query: "Hi"})
+		require.NoError(t, err)
+		assert.Equal(t, []string{"A", ""}, []string{res.ConversationID, res.MessageID})
+	})
+}
+
+// TestResponseJSONStillChecked: the exact-key reading refuses what encoding/json refuses.
+func TestResponseJSONStillChecked(t *testing.T) {
+	for _, body := range []string{
+		`{"answer":"x",}`, `{"answer" "x"}`, `{"answer":"x"}x`, `{"answer":"x"}}`, `{'answer':"x"}`,
+		`{"answer":"x","sources":[1,,2]}`, `{"usage":{"cost":01}}`, `{"answer":"x"`, `{"a":tru}`, `{"a":"\x"}`,
+	} {
+		t.Run(body, func(t *testing.T) {
+			var r QueryResponse
+			assert.Error(t, r.decodeOwned([]byte(body)))
+			assert.False(t, json.Valid([]byte(body)))
+		})
+	}
+}
+
+// FuzzExactObject holds the exact-key walker to encoding/json: it accepts an object exactly
+// when json.Valid does, and finds the keys and last values that a map decoding finds.
+func FuzzExactObject(f *testing.F) {
+	f.Add(`{"a":1,"A":[1,{"b":"}"}],"c":"\"x"}`)
+	f.Add(`{"conversation\u0049d":"E","conversationId":null}`)
+	f.Add(`{ "a" : { } , "b" : [ ] }`)
+	f.Add(`{"a":1,}`)
+	f.Fuzz(func(t *testing.T, body string) {
+		got := map[string]string{}
+		err := exactObject([]byte(body), func(key, value []byte) error {
+			got[string(key)] = string(value)
+			return nil
+		})
+		var want map[string]json.RawMessage
+		werr := json.Unmarshal([]byte(body), &want)
+		if werr != nil {
+			if _, isType := werr.(*json.UnmarshalTypeError); isType || json.Valid([]byte(body)) {
+				assert.Error(t, err, "not an object")
+				return
+			}
+			assert.Error(t, err, "invalid JSON")
+			return
+		}
+		if want == nil { // null
+			assert.Error(t, err)
+			return
+		}
+		require.NoError(t, err)
+		require.Len(t, got, len(want))
+		for k, v := range want {
+			assert.Equal(t, string(v), got[k], k)
+		}
+	})
+}

@@ -260,8 +260,8 @@ func TestHugeErrorBody(t *testing.T) {
 	}
 }
 
-// TestRedirects: Go's HTTP client follows redirects, and does not send the Authorization header
-// to another host. A redirect to the same host keeps working (a 307 or 308 sends the same POST
+// TestRedirects: Go's HTTP client follows redirects, and the SDK does not send the
+// Authorization header to another origin. A redirect to the same host keeps working (a 307 or 308 sends the same POST
 // with its body and key again); a redirect to another host reaches it without the API key, and
 // an error from there says where the request went and that the key did not go with it.
 func TestRedirects(t *testing.T) {
@@ -338,7 +338,7 @@ func TestRedirects(t *testing.T) {
 			want: []seen{{"GET", "/api/agents/a302/query", "Bearer " + testKey, ""}}},
 		{name: "307 to another host goes without the key", base: "/away", agent: "a1", is: ErrUnauthorized,
 			err: []string{"HTTP 401 Unauthorized: UNAUTHORIZED",
-				"the request was redirected to http://other.example:" + otherURL.Port() + "/api/agents/a1/query, without the API key: Go's HTTP client does not send it to another host"},
+				"the request was redirected to http://other.example:" + otherURL.Port() + "/api/agents/a1/query, without the API key: it is sent only to " + api.URL},
 			want: []seen{{"POST", "/api/agents/a1/query", "", `{"query":"Hi"}`}}},
 	}
 	for _, tt := range tests {

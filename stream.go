@@ -106,7 +106,7 @@ func (c *Client) openStream(ctx context.Context, op string, cfg *config, r reque
 	case mediaType == "application/json" || strings.HasSuffix(mediaType, "+json"):
 		defer cancel(nil)
 		defer res.Body.Close()
-		body, err := readBody(res, cfg.maxEventSize)
+		body, err := readBody(res, cfg.maxEventSize, cfg.streamIdleTimeout)
 		if err != nil {
 			return nil, opError(op, fmt.Errorf("read JSON response (HTTP %d) to a streaming request: %w", res.StatusCode, err))
 		}
@@ -165,6 +165,7 @@ type Stream struct {
 
 // newStream wraps the body of an event stream; sctx is the request's context, derived from parent.
 func newStream(parent, sctx context.Context, cancel context.CancelCauseFunc, op string, status int, body io.ReadCloser, cfg *config) *Stream {
+	body = hideBody(body)
 	s := &Stream{op: op, status: status, parent: parent, ctx: sctx, cancel: cancel,
 		body: body, maxEvent: cfg.maxEventSize, maxAnswer: cmp.Or(cfg.maxAnswerSize, DefaultMaxAnswerSize),
 		afterDone: make(chan struct{})}

@@ -512,8 +512,9 @@ func (p *webhookBody) decodeParts(e *WebhookEvent) error {
 // SignWebhookURL returns base with params and a signature under secret added to its query: the
 // URL to pass as QueryRequest.WebhookURL, which a receiver with WithWebhookSecret(secret)
 // verifies. params is nil, a url.Values, a map[string]string, or a struct with `url` tags. A
-// short secret, a base that is not an absolute http or https URL, and a reserved or repeated
-// parameter are refused with a *ValidationError. Keep the URL out of logs: it is a credential.
+// short secret, a base that is not an absolute http or https URL or has a dot segment, and a
+// reserved or repeated parameter are refused with a *ValidationError. Keep the URL out of logs:
+// it is a credential.
 func SignWebhookURL(base string, params any, secret []byte, opts ...SignOption) (string, error) {
 	const op = "sign webhook URL"
 	if err := checkSecret(secret); err != nil {
@@ -539,6 +540,13 @@ func SignWebhookURL(base string, params any, secret []byte, opts ...SignOption) 
 	}
 	if u.Fragment != "" || u.RawFragment != "" {
 		return "", opError(op, invalid("base", "%q has a fragment, which is never sent to the receiver", u.Redacted()))
+	}
+	for _, seg := range strings.Split(u.EscapedPath(), "/") {
+		if seg, err := url.PathUnescape(seg); err == nil && (seg == "." || seg == "..") {
+			// A sender that normalizes the URL (as WHATWG URL parsers do) would post to
+			// another path than the one signed, and every delivery would be refused.
+			return "", opError(op, invalid("base", "%q has a dot segment (/./ or /../), which senders resolve before posting; write the path without it", u.Redacted()))
+		}
 	}
 	values, err := url.ParseQuery(u.RawQuery)
 	if err != nil {
@@ -575,8 +583,15 @@ func SignWebhookURL(base string, params any, secret []byte, opts ...SignOption) 
 	}
 	u.RawQuery = canonical + WebhookSignatureParam + "=" + sig
 	u.ForceQuery = false
+	if n := strings.Count(u.RawQuery, "&") + 1; n > maxWebhookParams {
+		return "", opError(op, invalid("params", "the signed URL would have %d query parameters; a receiver parses at most %d", n, maxWebhookParams))
+	}
 	return u.String(), nil
 }
+
+// maxWebhookParams is the number of query parameters net/url parses (its default limit in
+// current Go releases): a signed URL with more is refused by the receiver.
+const maxWebhookParams = 10000
 
 // SignOption configures SignWebhookURL.
 type SignOption func(*signConfig)
@@ -905,8 +920,8 @@ func (d *MemoryDeduplicator) Release(_ context.Context, key, token string) error
 // NewWebhookHandler returns an http.Handler that receives Laburen's webhook deliveries: it
 // checks each as ParseWebhook does and calls fn with the event and the request's context. It
 // answers 200 when fn returns nil, 500 when fn fails or panics, and WebhookErrorStatus's status
-// for a refused delivery. Return nil for events you do not use, and keep fn short. It panics
-// if fn is nil or an option is invalid.
+// for a refused delivery. It gives itself 10 seconds to read a body. Return nil for events you
+// do not use, and keep fn short. It panics if fn is nil or an option is invalid.
 func NewWebhookHandler(fn func(context.Context, *WebhookEvent) error, opts ...WebhookOption) http.Handler {
 	if fn == nil {
 		panic("laburen: NewWebhookHandler: nil function")
@@ -915,13 +930,18 @@ func NewWebhookHandler(fn func(context.Context, *WebhookEvent) error, opts ...We
 	if err != nil {
 		panic("laburen: NewWebhookHandler: " + err.Error())
 	}
-	return &webhookHandler{fn: fn, cfg: cfg}
+	return &webhookHandler{fn: fn, cfg: cfg, readTimeout: webhookReadTimeout}
 }
 
 type webhookHandler struct {
-	fn  func(context.Context, *WebhookEvent) error
-	cfg *webhookConfig
+	fn          func(context.Context, *WebhookEvent) error
+	cfg         *webhookConfig
+	readTimeout time.Duration // bounds the read of a delivery's body; tests shorten it
 }
+
+// webhookReadTimeout bounds the read of a delivery's body by the handler, whatever the server's
+// own ReadTimeout: a sender that stalls mid-body does not hold the handler.
+const webhookReadTimeout = 10 * time.Second
 
 // errAbort marks a handler function that panicked with http.ErrAbortHandler, which the
 // handler re-panics once the claim is released.
@@ -929,7 +949,16 @@ var errAbort = errors.New("handler aborted")
 
 func (h *webhookHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
+	// A writer without deadlines (a recorder, some middlewares) leaves the body unbounded here.
+	rc := http.NewResponseController(w)
+	deadlineSet := rc.SetReadDeadline(time.Now().Add(h.readTimeout)) == nil
 	ev, err := parseWebhook(r, h.cfg)
+	if deadlineSet && err == nil {
+		// The body is read whole: a deadline passing later would end the request's context
+		// while fn runs. After a refusal it stays, and bounds the server's discarding of the
+		// rest of the body.
+		_ = rc.SetReadDeadline(time.Time{})
+	}
 	if err != nil {
 		status := WebhookErrorStatus(err)
 		if status == http.StatusMethodNotAllowed {

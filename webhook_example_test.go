@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/laburen/laburen-go"
 )
@@ -121,7 +122,8 @@ func Example_conversationalMode() {
 		log.Fatal(err)
 	}
 	agentID := os.Getenv("LABUREN_AGENT_ID")
-	go func() { log.Fatal(http.ListenAndServe(":8080", nil)) }()
+	receiver := &http.Server{Addr: ":8080", ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second}
+	go func() { log.Fatal(receiver.ListenAndServe()) }()
 
 	// README receiving
 	secret := []byte("load-32-random-bytes-from-config") // at least 16 bytes; never in the code

@@ -1,16 +1,22 @@
 package laburen
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"go/ast"
+	"go/parser"
+	"go/token"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -479,6 +485,8 @@ func TestSignWebhookURLRoundTrip(t *testing.T) {
 		{"nil params", "https://h.example.com/hook", nil, url.Values{}},
 		{"no path", "https://h.example.com", whParams{Tenant: "t"}, url.Values{"tenant": {"t"}}},
 		{"escaped path", "https://h.example.com/hooks/a%2Fb/%C3%A9~x", nil, url.Values{}},
+		{"dots inside segments", "https://h.example.com/.well-known/a..b/...", nil, url.Values{}},
+		{"as many parameters as a receiver parses", "https://h.example.com/hook", manyParams(9999), manyParams(9999)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -499,6 +507,60 @@ func TestSignWebhookURLRoundTrip(t *testing.T) {
 			assert.Equal(t, signed, again, "signing is deterministic")
 		})
 	}
+}
+
+func manyParams(n int) url.Values {
+	v := url.Values{}
+	for i := range n {
+		v.Set("p"+strconv.Itoa(i), "1")
+	}
+	return v
+}
+
+// TestWebhookHandlerSlowBody: a sender that stalls in the middle of the body is answered once
+// the handler's own read deadline passes, on a server that sets no ReadTimeout.
+func TestWebhookHandlerSlowBody(t *testing.T) {
+	called := make(chan struct{}, 1)
+	h := NewWebhookHandler(func(context.Context, *WebhookEvent) error {
+		called <- struct{}{}
+		return nil
+	}, WithWebhookLogger(nil))
+	h.(*webhookHandler).readTimeout = 200 * time.Millisecond
+	srv := httptest.NewServer(h) // no ReadTimeout
+	defer srv.Close()
+
+	conn, err := net.Dial("tcp", srv.Listener.Addr().String())
+	require.NoError(t, err)
+	defer conn.Close()
+	body := whDocBody
+	_, err = fmt.Fprintf(conn, "POST /hook HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s",
+		len(body), body[:len(body)/2]) // then nothing more
+	require.NoError(t, err)
+	require.NoError(t, conn.SetReadDeadline(time.Now().Add(5*time.Second)))
+	start := time.Now()
+	res, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	require.NoError(t, err, "the handler answers without waiting for the rest of the body")
+	res.Body.Close()
+	assert.Equal(t, http.StatusBadRequest, res.StatusCode)
+	assert.Less(t, time.Since(start), 4*time.Second)
+	assert.Empty(t, called, "the function never sees a partial delivery")
+
+	t.Run("a whole body is handled, and fn's context outlives the deadline", func(t *testing.T) {
+		ctxErr := make(chan error, 1)
+		h := NewWebhookHandler(func(ctx context.Context, ev *WebhookEvent) error {
+			time.Sleep(300 * time.Millisecond) // past the read deadline
+			ctxErr <- ctx.Err()
+			return nil
+		}, WithWebhookLogger(nil))
+		h.(*webhookHandler).readTimeout = 100 * time.Millisecond
+		srv := httptest.NewServer(h)
+		defer srv.Close()
+		res, err := http.Post(srv.URL+"/hook", "application/json", strings.NewReader(whDocBody))
+		require.NoError(t, err)
+		res.Body.Close()
+		assert.Equal(t, http.StatusOK, res.StatusCode)
+		assert.NoError(t, <-ctxErr)
+	})
 }
 
 // TestSignedURLOverHTTP sends deliveries over a real connection, so that the path and query
@@ -533,6 +595,10 @@ func TestSignedURLOverHTTP(t *testing.T) {
 }
 
 func TestSignWebhookURLRefusals(t *testing.T) {
+	tooMany := url.Values{} // with the signature, one more than a receiver parses
+	for i := range 10000 {
+		tooMany.Set("p"+strconv.Itoa(i), "1")
+	}
 	tests := []struct {
 		name   string
 		base   string
@@ -557,6 +623,14 @@ func TestSignWebhookURLRefusals(t *testing.T) {
 		{"params not a struct", "https://h.example.com/hook", map[string]int{"a": 1}, whSecret, "params"},
 		{"base with an expiry", "https://h.example.com/hook?laburen_exp=1", nil, whSecret, "base"},
 		{"param named like the expiry", "https://h.example.com/hook", url.Values{WebhookExpiryParam: {"1"}}, whSecret, "params"},
+		// A sender that normalizes the URL posts to another path than the one signed.
+		{"dot segment", "https://h.example.com/a/./hook", nil, whSecret, "base"},
+		{"dot-dot segment", "https://h.example.com/a/../hook", nil, whSecret, "base"},
+		{"escaped dot-dot segment", "https://h.example.com/a/%2e%2e/hook", nil, whSecret, "base"},
+		{"half-escaped dot-dot segment", "https://h.example.com/a/.%2E/hook", nil, whSecret, "base"},
+		{"escaped dot segment", "https://h.example.com/a/%2E/hook", nil, whSecret, "base"},
+		{"trailing dot-dot", "https://h.example.com/hook/..", nil, whSecret, "base"},
+		{"more parameters than a receiver parses", "https://h.example.com/hook", tooMany, whSecret, "params"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -1030,6 +1104,49 @@ func FuzzParseWebhook(f *testing.F) {
 			t.Fatalf("params %v, want %v", ev.Params, values)
 		}
 	})
+}
+
+// TestExampleServersSetTimeouts: every server in the examples (programs and godoc examples)
+// is an http.Server with ReadHeaderTimeout and ReadTimeout, never http.ListenAndServe, which
+// reads a slow sender's headers and body for as long as it likes.
+func TestExampleServersSetTimeouts(t *testing.T) {
+	files, err := filepath.Glob("examples/*/*.go")
+	require.NoError(t, err)
+	more, err := filepath.Glob("*example*_test.go")
+	require.NoError(t, err)
+	files = append(files, more...)
+	require.NotEmpty(t, files)
+	servers := 0
+	for _, name := range files {
+		f, err := parser.ParseFile(token.NewFileSet(), name, nil, 0)
+		require.NoError(t, err)
+		ast.Inspect(f, func(n ast.Node) bool {
+			switch n := n.(type) {
+			case *ast.SelectorExpr:
+				if x, ok := n.X.(*ast.Ident); ok && x.Name == "http" && (n.Sel.Name == "ListenAndServe" || n.Sel.Name == "ListenAndServeTLS" || n.Sel.Name == "Serve") {
+					t.Errorf("%s: http.%s has no timeouts; use an http.Server", name, n.Sel.Name)
+				}
+			case *ast.CompositeLit:
+				sel, ok := n.Type.(*ast.SelectorExpr)
+				if !ok || sel.Sel.Name != "Server" {
+					return true
+				}
+				if x, ok := sel.X.(*ast.Ident); !ok || x.Name != "http" {
+					return true
+				}
+				servers++
+				set := map[string]bool{}
+				for _, e := range n.Elts {
+					if kv, ok := e.(*ast.KeyValueExpr); ok {
+						set[kv.Key.(*ast.Ident).Name] = true
+					}
+				}
+				assert.True(t, set["ReadHeaderTimeout"] && set["ReadTimeout"], "%s: an http.Server without ReadHeaderTimeout and ReadTimeout", name)
+			}
+			return true
+		})
+	}
+	assert.GreaterOrEqual(t, servers, 2, "the examples' servers were found")
 }
 
 // TestDedupClaimFromContext: the function's context carries its delivery's claim when the

@@ -390,10 +390,10 @@ func TestAgentQueryRefusesBadRouting(t *testing.T) {
 		args   []string
 		stderr string
 	}{
-		{"phone with a trunk prefix", []string{"-whatsapp-org", "org", "-phone", "011 5555-0000"}, "starts with 0"},
+		{"phone without +", []string{"-whatsapp-org", "org", "-phone", "011 5555-0000"}, "no leading +"},
 		{"organization with an underscore", []string{"-whatsapp-org", "my_org", "-phone", "+54 9 11 5555-0000"}, `"my_org" contains "_"`},
 		{"agent with an underscore", []string{"-agent", "my_agent", "-whatsapp-org", "org", "-phone", "+54 9 11 5555-0000"}, `"my_agent" contains "_"`},
-		{"account with an underscore", []string{"-chatwoot-account", "1_2", "-chatwoot-customer", "345"}, `"1_2" contains "_"`},
+		{"account with an underscore", []string{"-chatwoot-account", "1_2", "-chatwoot-customer", "345"}, `"1_2" is not a Chatwoot ID`},
 		{"phone without organization", []string{"-phone", "+54 9 11 5555-0000"}, "needs both -whatsapp-org and -phone"},
 		{"account without customer", []string{"-chatwoot-account", "12"}, "needs both -chatwoot-account and -chatwoot-customer"},
 		{"both routings", []string{"-whatsapp-org", "org", "-phone", "+5491155550000", "-chatwoot-account", "1", "-chatwoot-customer", "2"}, "not both"},

@@ -122,7 +122,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return fmt.Errorf("LABUREN_WEBHOOK_ADDR: %w", err)
 	}
-	receiver := &http.Server{Handler: receive, ReadHeaderTimeout: 10 * time.Second}
+	receiver := &http.Server{Handler: receive, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second}
 	go func() { _ = receiver.Serve(ln) }()
 	defer receiver.Shutdown(context.Background()) // waits for the handler in flight
 
