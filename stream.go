@@ -1,6 +1,7 @@
 package laburen
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"errors"
@@ -147,7 +148,10 @@ type Stream struct {
 	// Owned by the goroutine that calls Next.
 	ended, finished bool  // Next returns false from now on; the final [DONE] arrived
 	err             error // why the stream ended, wrapped with op; nil after [DONE]
-	ev              StreamEvent
+	ev              StreamEvent // the current event, unless it is an answer piece
+	piece           [2]int      // the current answer piece, answer[piece[0]:piece[1]], when inPiece
+	inPiece         bool
+	raw             string // the current answer piece as received, when it was percent-encoded
 	answer          strings.Builder
 	resp            *QueryResponse
 	synth           []StreamEvent   // the events of a finished stream (a JSON answer)
@@ -262,7 +266,7 @@ func (s *Stream) nextSynthetic() bool {
 		s.synth, s.ended, s.finished = nil, true, !s.closed.Load()
 		return false
 	}
-	s.ev, s.synth = s.synth[0], s.synth[1:]
+	s.ev, s.synth, s.inPiece = s.synth[0], s.synth[1:], false
 	if s.ev.Type == EventAnswer {
 		s.answer.WriteString(s.ev.Text)
 	}
@@ -297,16 +301,20 @@ func (s *Stream) show(typ, data []byte) bool {
 		}
 		s.resp, ev.Response = &res, &res
 	}
-	s.ev = ev
+	s.ev, s.inPiece = ev, false
 	return true
 }
 
 // showAnswer appends an answer piece, decoded, to the answer. The event's text is the answer's
-// new tail, which a strings.Builder never changes: a plain piece costs no allocation.
+// new tail, which a strings.Builder never changes: a plain piece costs no allocation, and
+// Current builds its StreamEvent.
 func (s *Stream) showAnswer(data []byte) bool {
 	s.obs.firstAnswer() // observe: the first answer event
 	start := s.answer.Len()
-	escapes, encoded := percentEncoded(data)
+	escapes, encoded := 0, bytes.IndexByte(data, '%') >= 0
+	if encoded {
+		escapes, encoded = percentEncoded(data)
+	}
 	if len(data)-2*escapes > s.maxAnswer-start {
 		s.end(fmt.Errorf("the answer is longer than %d bytes (raise the limit with WithMaxAnswerSize)", s.maxAnswer))
 		return false
@@ -316,10 +324,11 @@ func (s *Stream) showAnswer(data []byte) bool {
 	} else {
 		writeDecoded(&s.answer, data, escapes)
 	}
-	text := s.answer.String()[start:]
-	s.ev = StreamEvent{Type: EventAnswer, Text: text, Data: text, Raw: text}
+	s.piece, s.inPiece = [2]int{start, s.answer.Len()}, true
 	if encoded {
-		s.ev.Raw = string(data) // the one allocation of an encoded piece
+		s.raw = string(data) // the one allocation of an encoded piece
+	} else if s.raw != "" {
+		s.raw = ""
 	}
 	return true
 }
@@ -406,7 +415,13 @@ func (s *Stream) release() {
 }
 
 // Current returns the event Next advanced to; once the stream has ended, the last one.
-func (s *Stream) Current() StreamEvent { return s.ev }
+func (s *Stream) Current() StreamEvent {
+	if !s.inPiece {
+		return s.ev
+	}
+	text := s.answer.String()[s.piece[0]:s.piece[1]]
+	return StreamEvent{Type: EventAnswer, Text: text, Data: text, Raw: cmp.Or(s.raw, text)}
+}
 
 // Err returns why the stream ended: nil while it runs and after [DONE]; an *APIError (matching
 // ErrUsageLimit and the other sentinels) after an [ERROR] event; an error matching

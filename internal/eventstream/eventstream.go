@@ -17,7 +17,8 @@ var ErrTooLarge = errors.New("event too large")
 
 // Decoder reads events from a body, only when Next needs more bytes, on Next's goroutine. It
 // looks at each byte a bounded number of times however the body is split: to find the line
-// end, to join a line split across reads, to copy the value, to check its UTF-8.
+// end, to join a line split across reads, to copy the value, to check its UTF-8 (once per read,
+// and once more per line when the read as a whole is not valid).
 type Decoder struct {
 	r         io.Reader
 	max, size int    // the limit of a block, and the bytes of this one so far
@@ -27,6 +28,7 @@ type Decoder struct {
 	line      []byte // the start of a line that continues past buf
 	skipLF    bool   // the last line ended with CR: a LF right after it is part of that line end
 	started   bool   // the first line was read (the only place where a BOM is stripped)
+	utf8      bool   // buf[:end] is valid UTF-8, and so is each line within it
 	hasData   bool
 	typ, data []byte
 	total     int64
@@ -50,10 +52,11 @@ func (d *Decoder) Next() (typ, data []byte, err error) {
 			return nil, nil, d.err
 		case len(line) > 0:
 			d.field(line)
-			d.line = shrink(d.line) // a line joined across reads
+			shrink(&d.line) // a line joined across reads
 		case d.hasData:
-			typ, data = valid(d.typ), valid(d.data)
-			d.typ, d.data = shrink(d.typ), shrink(d.data) // a large one stays only with the caller
+			typ, data = d.typ, d.data
+			shrink(&d.typ) // a large one stays only with the caller
+			shrink(&d.data)
 			return typ, data, nil
 		default:
 			d.typ, d.size = d.typ[:0], 0 // a block without data is not dispatched
@@ -115,6 +118,9 @@ func (d *Decoder) readLine() ([]byte, bool) {
 				if !d.started {
 					d.started, line = true, bytes.TrimPrefix(line, []byte("\xEF\xBB\xBF"))
 				}
+				if !d.utf8 || len(d.line) > 0 {
+					line = valid(line)
+				}
 				return line, true
 			}
 			d.line, d.pos = append(d.line, d.buf[d.pos:d.end]...), d.end
@@ -137,6 +143,7 @@ func (d *Decoder) fill() {
 	}
 	n, err := d.r.Read(d.buf)
 	d.pos, d.end, d.lf, d.cr, d.total = 0, n, -1, -1, d.total+int64(n)
+	d.utf8 = utf8.Valid(d.buf[:n])
 	if n > 0 || err != nil {
 		d.empties = 0
 	} else if d.empties++; d.empties > 100 {
@@ -166,15 +173,17 @@ func indexOrLen(b []byte, c byte) int {
 	return len(b)
 }
 
-func shrink(b []byte) []byte {
-	if cap(b) > keepCap {
-		return nil
+// shrink empties *b, and lets go of it when it is large.
+func shrink(b *[]byte) {
+	if cap(*b) > keepCap {
+		*b = nil
+	} else if len(*b) > 0 {
+		*b = (*b)[:0]
 	}
-	return b[:0]
 }
 
 // valid returns b decoded as UTF-8 by the WHATWG rule: U+FFFD for each maximal invalid subpart.
-// A subpart ends at any ASCII byte, so decoding the values alone equals decoding the stream.
+// A subpart ends at any ASCII byte, so decoding the lines alone equals decoding the stream.
 func valid(b []byte) []byte {
 	if utf8.Valid(b) {
 		return b
