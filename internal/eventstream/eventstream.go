@@ -81,9 +81,11 @@ func (d *Decoder) field(line []byte) {
 		if d.hasData {
 			d.data = append(d.data, '\n')
 		}
-		d.data, d.hasData = append(d.data, value...), true
+		d.data = append(d.data, value...) // on its own, so that only a growth rewrites d.data
+		d.hasData = true
 	case "event":
-		d.typ = append(d.typ[:0], value...)
+		d.typ = d.typ[:0]
+		d.typ = append(d.typ, value...)
 	}
 }
 
