@@ -1,7 +1,6 @@
 package laburen
 
 import (
-	"bytes"
 	"cmp"
 	"context"
 	"errors"
@@ -148,10 +147,10 @@ type Stream struct {
 	// Owned by the goroutine that calls Next.
 	ended, finished bool  // Next returns false from now on; the final [DONE] arrived
 	err             error // why the stream ended, wrapped with op; nil after [DONE]
-	ev              StreamEvent // the current event, unless it is an answer piece
-	piece           [2]int      // the current answer piece, answer[piece[0]:piece[1]], when inPiece
 	inPiece         bool
-	raw             string // the current answer piece as received, when it was percent-encoded
+	ev              StreamEvent // the current event, unless inPiece: then it is an answer piece,
+	piece           [2]int      // answer[piece[0]:piece[1]], and its text as received when it
+	raw             string      // was percent-encoded
 	answer          strings.Builder
 	resp            *QueryResponse
 	synth           []StreamEvent   // the events of a finished stream (a JSON answer)
@@ -267,12 +266,8 @@ func (s *Stream) nextSynthetic() bool {
 		return false
 	}
 	s.ev, s.synth, s.inPiece = s.synth[0], s.synth[1:], false
-	if s.ev.Type == EventAnswer {
-		s.answer.WriteString(s.ev.Text)
-	}
-	if s.ev.Response != nil {
-		s.resp = s.ev.Response
-	}
+	s.answer.WriteString(s.ev.Text) // empty but for an answer
+	s.resp = cmp.Or(s.ev.Response, s.resp)
 	return true
 }
 
@@ -311,10 +306,7 @@ func (s *Stream) show(typ, data []byte) bool {
 func (s *Stream) showAnswer(data []byte) bool {
 	s.obs.firstAnswer() // observe: the first answer event
 	start := s.answer.Len()
-	escapes, encoded := 0, bytes.IndexByte(data, '%') >= 0
-	if encoded {
-		escapes, encoded = percentEncoded(data)
-	}
+	escapes, encoded := percentEncoded(data)
 	if len(data)-2*escapes > s.maxAnswer-start {
 		s.end(fmt.Errorf("the answer is longer than %d bytes (raise the limit with WithMaxAnswerSize)", s.maxAnswer))
 		return false
@@ -324,11 +316,9 @@ func (s *Stream) showAnswer(data []byte) bool {
 	} else {
 		writeDecoded(&s.answer, data, escapes)
 	}
-	s.piece, s.inPiece = [2]int{start, s.answer.Len()}, true
+	s.piece, s.inPiece, s.raw = [2]int{start, s.answer.Len()}, true, ""
 	if encoded {
 		s.raw = string(data) // the one allocation of an encoded piece
-	} else if s.raw != "" {
-		s.raw = ""
 	}
 	return true
 }
@@ -392,10 +382,7 @@ func (s *Stream) failure(err error) error {
 // end records how the stream ended (err is nil after [DONE]) and releases it. Every ending of
 // a stream that Next reads comes here.
 func (s *Stream) end(err error) {
-	s.ended = true
-	if err == nil {
-		s.finished = true
-	} else {
+	if s.ended, s.finished = true, err == nil; err != nil {
 		s.err = opError(s.op, err)
 	}
 	s.obs.end(s.err, s.resp) // observe: how the stream ended
@@ -416,11 +403,10 @@ func (s *Stream) release() {
 
 // Current returns the event Next advanced to; once the stream has ended, the last one.
 func (s *Stream) Current() StreamEvent {
-	if !s.inPiece {
-		return s.ev
+	if text := s.answer.String()[s.piece[0]:s.piece[1]]; s.inPiece {
+		return StreamEvent{Type: EventAnswer, Text: text, Data: text, Raw: cmp.Or(s.raw, text)}
 	}
-	text := s.answer.String()[s.piece[0]:s.piece[1]]
-	return StreamEvent{Type: EventAnswer, Text: text, Data: text, Raw: cmp.Or(s.raw, text)}
+	return s.ev
 }
 
 // Err returns why the stream ended: nil while it runs and after [DONE]; an *APIError (matching

@@ -17,8 +17,8 @@ var ErrTooLarge = errors.New("event too large")
 
 // Decoder reads events from a body, only when Next needs more bytes, on Next's goroutine. It
 // looks at each byte a bounded number of times however the body is split: to find the line
-// end, to join a line split across reads, to copy the value, to check its UTF-8 (once per read,
-// and once more per line when the read as a whole is not valid).
+// end, to join a line split across reads, to copy the value, to check its UTF-8 (per read, and
+// per line when the read is not valid).
 type Decoder struct {
 	r         io.Reader
 	max, size int    // the limit of a block, and the bytes of this one so far
@@ -81,11 +81,10 @@ func (d *Decoder) field(line []byte) {
 		if d.hasData {
 			d.data = append(d.data, '\n')
 		}
-		d.data = append(d.data, value...) // on its own, so that only a growth rewrites d.data
-		d.hasData = true
+		d.data, d.hasData = append(d.data, value...), true
 	case "event":
 		d.typ = d.typ[:0]
-		d.typ = append(d.typ, value...)
+		d.typ = append(d.typ, value...) // an append to itself rewrites d.typ only when it grows
 	}
 }
 
@@ -127,8 +126,7 @@ func (d *Decoder) readLine() ([]byte, bool) {
 			}
 			d.line, d.pos = append(d.line, d.buf[d.pos:d.end]...), d.end
 			if d.size+len(d.line) > d.max {
-				d.err, d.pos = ErrTooLarge, d.end
-				return nil, false
+				d.err = ErrTooLarge
 			}
 		}
 		if d.err != nil {
@@ -175,12 +173,10 @@ func indexOrLen(b []byte, c byte) int {
 	return len(b)
 }
 
-// shrink empties *b, and lets go of it when it is large.
+// shrink empties *b (rewriting only its length), and lets go of it when it is large.
 func shrink(b *[]byte) {
-	if cap(*b) > keepCap {
+	if *b = (*b)[:0]; cap(*b) > keepCap {
 		*b = nil
-	} else if len(*b) > 0 {
-		*b = (*b)[:0]
 	}
 }
 
@@ -202,29 +198,12 @@ func valid(b []byte) []byte {
 }
 
 // invalidLen returns the length of the maximal subpart at the start of b, which is not valid
-// UTF-8: the longest start of a well-formed sequence, or 1. Go's decoder accepts the same
-// sequences as the WHATWG one, but reports an error per byte.
+// UTF-8: the longest start of a well-formed sequence, or 1. utf8.FullRune is false exactly for
+// a start that is not yet a whole sequence; Go's decoder reports an error per byte instead.
 func invalidLen(b []byte) int {
-	lo, hi, need := byte(0x80), byte(0xBF), 0
-	switch c := b[0]; {
-	case c >= 0xC2 && c <= 0xDF:
-		need = 1
-	case c == 0xE0:
-		need, lo = 2, 0xA0
-	case c == 0xED:
-		need, hi = 2, 0x9F
-	case c >= 0xE1 && c <= 0xEF:
-		need = 2
-	case c == 0xF0:
-		need, lo = 3, 0x90
-	case c == 0xF4:
-		need, hi = 3, 0x8F
-	case c >= 0xF1 && c <= 0xF3:
-		need = 3
-	}
 	n := 1
-	for ; n <= need && n < len(b) && b[n] >= lo && b[n] <= hi; n++ {
-		lo, hi = 0x80, 0xBF
+	for n < len(b) && !utf8.FullRune(b[:n+1]) {
+		n++
 	}
 	return n
 }
