@@ -83,8 +83,7 @@ func (d *Decoder) field(line []byte) {
 		}
 		d.data, d.hasData = append(d.data, value...), true
 	case "event":
-		d.typ = d.typ[:0]
-		d.typ = append(d.typ, value...) // an append to itself rewrites d.typ only when it grows
+		d.typ = append(d.typ[:0], value...)
 	}
 }
 
