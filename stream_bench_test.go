@@ -139,19 +139,17 @@ func bufioAnswer(input []byte) string {
 }
 
 // BenchmarkStreamSmallEventsRatio runs the Stream and its two baselines (the bare sse.Read loop
-// and the minimal bufio loop of BenchmarkStreamSmallEvents) alternately in each iteration and
-// reports the ratios of their times, which a busy machine disturbs much less than separate
-// benchmarks: the median over the iterations of each iteration's ratio, which a burst of load
-// during one iteration does not move.
+// and the minimal bufio loop of BenchmarkStreamSmallEvents) in each iteration, in an order that
+// rotates from one iteration to the next, and reports the ratios of their times, which a busy
+// machine disturbs much less than separate benchmarks: the median over the iterations of each
+// iteration's ratio, which a burst of load during one iteration does not move.
 func BenchmarkStreamSmallEventsRatio(b *testing.B) {
 	const n = 100_000
 	for _, enc := range []struct{ name, word string }{{"plain", "word"}, {"percent-encoded", "w%C3%B3rd%20"}} {
 		input := answerEvents(n, enc.word)
-		b.Run(enc.name, func(b *testing.B) {
-			var base, minimal, stream time.Duration
-			var toMinimal, toBase []float64
-			for b.Loop() {
-				t0 := time.Now()
+		var bare, minimal, stream string
+		run := []func(){
+			func() {
 				var sb strings.Builder
 				for ev, err := range sse.Read(bytes.NewReader(input), &sse.ReadConfig{MaxEventSize: DefaultMaxEventSize}) {
 					if err != nil {
@@ -161,24 +159,42 @@ func BenchmarkStreamSmallEventsRatio(b *testing.B) {
 						sb.WriteString(ev.Data)
 					}
 				}
-				t1 := time.Now()
-				minimalAnswer := bufioAnswer(input)
-				t2 := time.Now()
+				bare = sb.String()
+			},
+			func() { minimal = bufioAnswer(input) },
+			func() {
 				st := readerStream(bytes.NewReader(input), nil)
 				for st.Next() {
 				}
-				t3 := time.Now()
-				base, minimal, stream = base+t1.Sub(t0), minimal+t2.Sub(t1), stream+t3.Sub(t2)
-				toMinimal = append(toMinimal, float64(t3.Sub(t2))/float64(t2.Sub(t1)))
-				toBase = append(toBase, float64(t3.Sub(t2))/float64(t1.Sub(t0)))
-				if st.Err() != nil || st.Answer() != decodePayload(sb.String()) || minimalAnswer != sb.String() {
+				if st.Err() != nil {
 					b.Fatal(st.Err())
 				}
+				stream = st.Answer()
+			},
+		}
+		b.Run(enc.name, func(b *testing.B) {
+			var total [3]time.Duration
+			var toMinimal, toBase []float64
+			for i := 0; b.Loop(); i++ {
+				var took [3]time.Duration
+				for k := range run {
+					k = (k + i) % len(run)
+					t := time.Now()
+					run[k]()
+					took[k] = time.Since(t)
+					total[k] += took[k]
+				}
+				toMinimal = append(toMinimal, float64(took[2])/float64(took[1]))
+				toBase = append(toBase, float64(took[2])/float64(took[0]))
+				if stream != decodePayload(bare) || minimal != bare {
+					b.Fatal("the three answers differ")
+				}
 			}
+			perEvent := func(d time.Duration) float64 { return float64(d.Nanoseconds()) / float64(b.N*(n+1)) }
 			b.ReportMetric(median(toMinimal), "Stream/bufio")
-			b.ReportMetric(float64(base.Nanoseconds())/float64(b.N*(n+1)), "baseline-ns/event")
-			b.ReportMetric(float64(minimal.Nanoseconds())/float64(b.N*(n+1)), "bufio-ns/event")
-			b.ReportMetric(float64(stream.Nanoseconds())/float64(b.N*(n+1)), "Stream-ns/event")
+			b.ReportMetric(perEvent(total[0]), "baseline-ns/event")
+			b.ReportMetric(perEvent(total[1]), "bufio-ns/event")
+			b.ReportMetric(perEvent(total[2]), "Stream-ns/event")
 			b.ReportMetric(median(toBase), "Stream/sse.Read")
 		})
 	}
