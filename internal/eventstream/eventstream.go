@@ -52,7 +52,6 @@ func (d *Decoder) Next() (typ, data []byte, err error) {
 			return nil, nil, d.err
 		case len(line) > 0:
 			d.field(line)
-			shrink(&d.line) // a line joined across reads
 		case d.hasData:
 			typ, data = d.typ, d.data
 			shrink(&d.typ) // a large one stays only with the caller
@@ -121,6 +120,7 @@ func (d *Decoder) readLine() ([]byte, bool) {
 				if !d.utf8 || len(d.line) > 0 {
 					line = valid(line)
 				}
+				shrink(&d.line) // a joined line stays valid until the next call
 				return line, true
 			}
 			d.line, d.pos = append(d.line, d.buf[d.pos:d.end]...), d.end

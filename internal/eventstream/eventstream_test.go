@@ -96,6 +96,7 @@ func TestWHATWGVectors(t *testing.T) {
 		{"id and retry have no effect", "id: 7\nretry: 1000\nid\nretry: x\ndata: 1\n\n", []event{{"", "1"}}, 0},
 		{"unknown and case-different fields", "Data: 1\ndatas: 2\n data: 3\ndata: 4\n\n", []event{{"", "4"}}, 0},
 		{"a leading BOM is stripped", "\xEF\xBB\xBFdata: 1\n\n", []event{{"", "1"}}, 0},
+		{"a BOM alone on the first line, cut from its line end", "\xEF\xBB\xBF\ndata: 1\n\n", []event{{"", "1"}}, 0},
 		{"only the first BOM is stripped", "\xEF\xBB\xBF\xEF\xBB\xBFdata: 1\n\ndata: 2\n\n", []event{{"", "2"}}, 0},
 		{"a BOM after blank lines is not stripped", "\n\xEF\xBB\xBFdata: x\n\ndata: y\n\n", []event{{"", "y"}}, 0},
 		{"a cut BOM is invalid UTF-8", "\xEF\xBBdata: 1\n\n", nil, 0},
@@ -311,7 +312,7 @@ func FuzzDecoder(f *testing.F) {
 	for _, s := range []string{
 		"event: a\ndata: 1\n\n", "data:x\r\rdata: y\r\n\r\n", "event: x\n\nid: 1\n\ndata:\n\n",
 		"\xEF\xBB\xBFdata: 1\n\n: c\n\nevent:b\ndata\ndata: 2\n\n", "\n\xEF\xBB\xBFdata: x\n\n",
-		"data: a\xFFb\n\n", "data: \xE2\x82x\n\n", "data: tail\n", "data:test\n data\ndata\nfoobar:xxx\njustsometext\n:comment\ndata:test\n\n",
+		"data: a\xFFb\n\n", "data: \xE2\x82x\n\n", "\xEF\xBB\xBF\ndata: x\n\n", "data: tail\n", "data:test\n data\ndata\nfoobar:xxx\njustsometext\n:comment\ndata:test\n\n",
 	} {
 		f.Add([]byte(s), uint8(3))
 	}
