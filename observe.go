@@ -109,13 +109,14 @@ func startObservation(ctx context.Context, cfg *config, call Call) (context.Cont
 		return ctx, nil
 	}
 	call.BaseURL = cfg.baseURL
-	obs := &observation{o: cfg.observer, call: call, start: time.Now()}
+	obs := &observation{o: cfg.observer, call: call}
 	if obs.o.Start != nil {
 		if c := obs.o.Start(ctx, call); c != nil {
 			ctx = c
 		}
 	}
-	obs.ctx = ctx
+	// Timed from after Start, so that the durations fit inside a span that Start began.
+	obs.ctx, obs.start = ctx, time.Now()
 	return ctx, obs
 }
 
