@@ -410,7 +410,7 @@ func (r *QueryResponse) decodeOwned(b []byte) error {
 	err := exactObject(b, func(key, v []byte) error {
 		switch string(key) {
 		case "answer":
-			if err := json.Unmarshal(v, &r.Answer); err != nil {
+			if err := stringValue(v, &r.Answer); err != nil {
 				return fmt.Errorf("the answer is not a string: %s", shorten(string(v), 100))
 			}
 		case "usage":
@@ -673,6 +673,16 @@ func plainString(b []byte) (string, bool) {
 		return "", false
 	}
 	return string(b[1 : len(b)-1]), true
+}
+
+// stringValue decodes the JSON string or null b (already checked) into *s; any other value is an
+// error.
+func stringValue(b []byte, s *string) error {
+	if p, ok := plainString(b); ok {
+		*s = p
+		return nil
+	}
+	return json.Unmarshal(b, s)
 }
 
 // valueEnd returns the end of the JSON value that starts at b[i]: after its closing quote or
