@@ -225,7 +225,7 @@ func (m *WebhookMessage) UnmarshalJSON(b []byte) error {
 // match exactly, as in QueryResponse; a text that is not a string is an error.
 func (m *WebhookMessage) decodeOwned(b []byte) error {
 	if string(b) != "null" {
-		err := exactObject(b, func(key, v []byte) error {
+		err := checkedObject(b, func(key, v []byte) error {
 			if string(key) == "text" {
 				return stringValue(v, &m.Text)
 			}
