@@ -407,7 +407,16 @@ type AgentQueryResponse struct {
 // "conversationId". A field of an unexpected type is left zero (Raw keeps it), except the answer
 // itself: an answer that is not a string is an error, never an empty answer passed on to a user.
 func (r *QueryResponse) decodeOwned(b []byte) error {
-	err := exactObject(b, func(key, v []byte) error {
+	if err := checkJSON(b); err != nil {
+		return err
+	}
+	return r.decodeChecked(b)
+}
+
+// decodeChecked is decodeOwned for b already checked by json.Valid, such as a part of a
+// checked webhook body.
+func (r *QueryResponse) decodeChecked(b []byte) error {
+	err := checkedObject(b, func(key, v []byte) error {
 		switch string(key) {
 		case "answer":
 			if err := stringValue(v, &r.Answer); err != nil {
@@ -549,11 +558,20 @@ var errNotArray = &json.UnmarshalTypeError{Value: "non-array", Type: reflect.Typ
 // exactObject calls member for each member of the JSON object b, in order, with its key
 // (unescaped) and its raw value. b must be the object and nothing else but white space.
 func exactObject(b []byte, member func(key, value []byte) error) error {
-	if !json.Valid(b) {
-		var v struct{}
-		return json.Unmarshal(b, &v) // the syntax error, with its offset
+	if err := checkJSON(b); err != nil {
+		return err
 	}
 	return checkedObject(b, member)
+}
+
+// checkJSON returns encoding/json's syntax error, with its offset, for b that is not valid
+// JSON.
+func checkJSON(b []byte) error {
+	if json.Valid(b) {
+		return nil
+	}
+	var v struct{}
+	return json.Unmarshal(b, &v)
 }
 
 // checkedObject is exactObject for b already checked by json.Valid, such as a value inside a

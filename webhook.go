@@ -501,7 +501,7 @@ func (e *WebhookEvent) decodeParts(conversationID, messages, answer []byte) erro
 	}
 	if answer != nil && string(answer) != "null" {
 		e.AgentResponse = new(QueryResponse)
-		return e.AgentResponse.decodeOwned(answer)
+		return e.AgentResponse.decodeChecked(answer)
 	}
 	return nil
 }
