@@ -325,7 +325,7 @@ func (s *Source) UnmarshalJSON(b []byte) error {
 // only Raw.
 func (s *Source) decode(b []byte) error {
 	s.Raw = b
-	return lenient(exactObject(b, func(key, v []byte) error {
+	return lenient(checkedObject(b, func(key, v []byte) error {
 		switch string(key) {
 		case "source":
 			return leaf(v, &s.Source)
@@ -368,7 +368,7 @@ func (a *Approval) UnmarshalJSON(b []byte) error {
 // decode reads an approval from b, which it keeps in Raw.
 func (a *Approval) decode(b []byte) error {
 	a.Raw = b
-	err := exactObject(b, func(key, v []byte) error {
+	err := checkedObject(b, func(key, v []byte) error {
 		switch string(key) {
 		case "tool":
 			a.Tool = json.RawMessage(v)
@@ -378,7 +378,7 @@ func (a *Approval) decode(b []byte) error {
 		return nil
 	})
 	a.ToolType = ""
-	_ = exactObject(a.Tool, func(key, v []byte) error { // a tool without a string type keeps ToolType empty
+	_ = checkedObject(a.Tool, func(key, v []byte) error { // a tool without a string type keeps ToolType empty
 		if string(key) == "type" {
 			return leaf(v, &a.ToolType)
 		}
@@ -407,10 +407,19 @@ type AgentQueryResponse struct {
 // "conversationId". A field of an unexpected type is left zero (Raw keeps it), except the answer
 // itself: an answer that is not a string is an error, never an empty answer passed on to a user.
 func (r *QueryResponse) decodeOwned(b []byte) error {
-	err := exactObject(b, func(key, v []byte) error {
+	if err := checkJSON(b); err != nil {
+		return err
+	}
+	return r.decodeChecked(b)
+}
+
+// decodeChecked is decodeOwned for b already checked by json.Valid, such as a part of a
+// checked webhook body.
+func (r *QueryResponse) decodeChecked(b []byte) error {
+	err := checkedObject(b, func(key, v []byte) error {
 		switch string(key) {
 		case "answer":
-			if err := json.Unmarshal(v, &r.Answer); err != nil {
+			if err := stringValue(v, &r.Answer); err != nil {
 				return fmt.Errorf("the answer is not a string: %s", shorten(string(v), 100))
 			}
 		case "usage":
@@ -449,7 +458,7 @@ func (r *QueryResponse) decodeOwned(b []byte) error {
 
 // decode reads the usage from b; a usage that is not an object stays zero.
 func (u *Usage) decode(b []byte) error {
-	return lenient(exactObject(b, func(key, v []byte) error {
+	return lenient(checkedObject(b, func(key, v []byte) error {
 		switch string(key) {
 		case "completionTokens":
 			return leaf(v, &u.CompletionTokens)
@@ -534,8 +543,8 @@ func jsonNames(t reflect.Type) map[string]bool {
 // The response types read their JSON as a JavaScript reader does: a key fills the field whose
 // JSON name it is exactly (encoding/json would also take "CONVERSATIONID" for "conversationId",
 // and the last of the two would win), and a later duplicate of the same key wins. exactObject
-// walks an object once, finding each member's key and the extent of its value; the values of
-// known keys are decoded by encoding/json, the others checked with json.Valid.
+// checks an object once with json.Valid, then walks it, finding each member's key and the
+// extent of its value; the values of known keys are decoded directly or by encoding/json.
 
 // errNotObject reports a value that should be a JSON object and is not; lenient drops it.
 var errNotObject = &json.UnmarshalTypeError{Value: "non-object", Type: reflect.TypeFor[map[string]any]()}
@@ -549,11 +558,27 @@ var errNotArray = &json.UnmarshalTypeError{Value: "non-array", Type: reflect.Typ
 // exactObject calls member for each member of the JSON object b, in order, with its key
 // (unescaped) and its raw value. b must be the object and nothing else but white space.
 func exactObject(b []byte, member func(key, value []byte) error) error {
+	if err := checkJSON(b); err != nil {
+		return err
+	}
+	return checkedObject(b, member)
+}
+
+// checkJSON returns encoding/json's syntax error, with its offset, for b that is not valid
+// JSON.
+func checkJSON(b []byte) error {
+	if json.Valid(b) {
+		return nil
+	}
+	var v struct{}
+	return json.Unmarshal(b, &v)
+}
+
+// checkedObject is exactObject for b already checked by json.Valid, such as a value inside a
+// checked object: its members are not checked again.
+func checkedObject(b []byte, member func(key, value []byte) error) error {
 	i := skipSpace(b, 0)
 	if i == len(b) || b[i] != '{' {
-		if !json.Valid(b) {
-			return errors.New("invalid JSON")
-		}
 		return errNotObject
 	}
 	i = skipSpace(b, i+1)
@@ -567,9 +592,6 @@ func exactObject(b []byte, member func(key, value []byte) error) error {
 		end, err := valueEnd(b, i)
 		if err != nil {
 			return err
-		}
-		if !json.Valid(b[i:end]) {
-			return syntaxError(b, i, "a JSON string")
 		}
 		key := b[i+1 : end-1]
 		if bytes.IndexByte(key, '\\') >= 0 || !utf8.Valid(key) {
@@ -588,9 +610,6 @@ func exactObject(b []byte, member func(key, value []byte) error) error {
 			return err
 		}
 		value := b[i:end]
-		if !json.Valid(value) {
-			return syntaxError(b, i, "a JSON value")
-		}
 		if err := member(key, value); err != nil {
 			return err
 		}
@@ -673,6 +692,16 @@ func plainString(b []byte) (string, bool) {
 		return "", false
 	}
 	return string(b[1 : len(b)-1]), true
+}
+
+// stringValue decodes the JSON string or null b (already checked) into *s; any other value is an
+// error.
+func stringValue(b []byte, s *string) error {
+	if p, ok := plainString(b); ok {
+		*s = p
+		return nil
+	}
+	return json.Unmarshal(b, s)
 }
 
 // valueEnd returns the end of the JSON value that starts at b[i]: after its closing quote or

@@ -221,13 +221,21 @@ func (m *WebhookMessage) UnmarshalJSON(b []byte) error {
 	return m.decodeOwned(slices.Clone(b))
 }
 
-// decodeOwned is UnmarshalJSON for a part of a body the caller owns: kept without a copy.
+// decodeOwned is UnmarshalJSON for a part of a body the caller owns: kept without a copy. Keys
+// match exactly, as in QueryResponse; a text that is not a string is an error.
 func (m *WebhookMessage) decodeOwned(b []byte) error {
-	type plain WebhookMessage
-	if err := json.Unmarshal(b, (*plain)(m)); err != nil {
-		return err
+	if string(b) != "null" {
+		err := checkedObject(b, func(key, v []byte) error {
+			if string(key) == "text" {
+				return stringValue(v, &m.Text)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
 	}
-	m.Raw = b
+	m.Raw = b[:len(b):len(b)]
 	return nil
 }
 
@@ -429,24 +437,9 @@ func readWebhookBody(r *http.Request, max int64) ([]byte, error) {
 	return body, nil
 }
 
-// bodySpan is a part of a webhook body, kept without a copy: the body belongs to the event.
-type bodySpan []byte
-
-func (s *bodySpan) UnmarshalJSON(b []byte) error {
-	*s = b[:len(b):len(b)]
-	return nil
-}
-
-// webhookBody is an agent.response body, split in one pass: a part present, even null, is
-// a non-nil span, which tells the shape.
-type webhookBody struct {
-	ConversationID string   `json:"conversationId"`
-	Messages       bodySpan `json:"messages"`
-	AgentResponse  bodySpan `json:"agentResponse"`
-}
-
-// decode checks the body and fills the fields of a known event. The body is split in one
-// pass; the messages and the answer are decoded from their spans, which their Raw fields keep.
+// decode checks the body and fills the fields of a known event. The body is walked once by
+// exactObject, keys matched exactly; the messages and the answer are decoded from their spans,
+// which their Raw fields keep.
 func (e *WebhookEvent) decode() error {
 	// JSON's white space only: bytes.TrimSpace would also drop a form feed or a no-break
 	// space, and accept a body that no JSON decoder reads.
@@ -461,50 +454,54 @@ func (e *WebhookEvent) decode() error {
 		}
 		return nil
 	}
-	var p webhookBody
-	err := json.Unmarshal(body, &p)
-	if _, syntax := err.(*json.SyntaxError); syntax {
+	// A part present, even null, is a non-nil span, which tells the shape.
+	var conversationID, messages, answer []byte
+	err := exactObject(body, func(key, v []byte) error {
+		switch string(key) {
+		case "conversationId":
+			conversationID = v
+		case "messages":
+			messages = v
+		case "agentResponse":
+			answer = v[:len(v):len(v)]
+		}
+		return nil
+	})
+	switch {
+	case err == errNotObject && known:
+		return webhookErr(ErrWebhookMalformed, nil, "%s body is not a JSON object", WebhookEventAgentResponse)
+	case err == errNotObject:
+		return nil // no header and not an object: an unnamed event
+	case err != nil:
 		return webhookErr(ErrWebhookMalformed, nil, "body is not JSON")
-	}
-	if !known && (body[0] != '{' || p.Messages == nil && p.AgentResponse == nil) {
+	case !known && messages == nil && answer == nil:
 		return nil // no header and not the agent.response shape: an unnamed event
 	}
 	e.Name = WebhookEventAgentResponse
-	if body[0] != '{' {
-		return webhookErr(ErrWebhookMalformed, nil, "%s body is not a JSON object", WebhookEventAgentResponse)
-	}
-	if err == nil {
-		err = p.decodeParts(e)
-	}
-	if err != nil {
+	if err := e.decodeParts(conversationID, messages, answer); err != nil {
 		return webhookErr(ErrWebhookMalformed, err, "decode %s", WebhookEventAgentResponse)
 	}
-	e.ConversationID = p.ConversationID
 	if e.ConversationID == "" && e.AgentResponse != nil {
 		e.ConversationID = e.AgentResponse.ConversationID
 	}
 	return nil
 }
 
-// decodeParts decodes the messages and the answer into e.
-func (p *webhookBody) decodeParts(e *WebhookEvent) error {
-	var items []bodySpan
-	if p.Messages != nil {
-		if err := json.Unmarshal(p.Messages, &items); err != nil {
+// decodeParts decodes the conversation, the messages and the answer into e.
+func (e *WebhookEvent) decodeParts(conversationID, messages, answer []byte) error {
+	if conversationID != nil {
+		if err := stringValue(conversationID, &e.ConversationID); err != nil {
 			return err
 		}
 	}
-	if items != nil {
-		e.Messages = make([]WebhookMessage, len(items))
-	}
-	for i, item := range items {
-		if err := e.Messages[i].decodeOwned(item); err != nil {
+	if messages != nil && string(messages) != "null" {
+		if err := decodeItems(messages, &e.Messages, (*WebhookMessage).decodeOwned); err != nil {
 			return err
 		}
 	}
-	if p.AgentResponse != nil && string(p.AgentResponse) != "null" {
+	if answer != nil && string(answer) != "null" {
 		e.AgentResponse = new(QueryResponse)
-		return e.AgentResponse.decodeOwned(p.AgentResponse)
+		return e.AgentResponse.decodeChecked(answer)
 	}
 	return nil
 }
