@@ -12,7 +12,6 @@ package laburen
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -713,7 +712,7 @@ func sleep(ctx context.Context, d time.Duration) error {
 }
 
 // call sends req and decodes its JSON response into out.
-func (c *Client) call(ctx context.Context, cfg *config, req request, out any) error {
+func (c *Client) call(ctx context.Context, cfg *config, req request, out rawDecoder) error {
 	if cfg.observer != nil && req.obs == nil { // observe: the call starts and ends around it
 		return c.observedCall(ctx, cfg, req, out)
 	}
@@ -721,6 +720,12 @@ func (c *Client) call(ctx context.Context, cfg *config, req request, out any) er
 	if err != nil {
 		return err
 	}
+	return decodeResponse(res, cfg, out)
+}
+
+// decodeResponse is the one place that reads a JSON response: it reads and closes the body,
+// and decodes it into out, which keeps the body as its raw JSON.
+func decodeResponse(res *http.Response, cfg *config, out rawDecoder) error {
 	defer res.Body.Close()
 	body, err := readBody(res, cfg.maxEventSize, cfg.streamIdleTimeout)
 	if err != nil {
@@ -736,69 +741,57 @@ func (c *Client) call(ctx context.Context, cfg *config, req request, out any) er
 	return nil
 }
 
-// readBody reads a response body up to limit+1 bytes, in one allocation when its length is
-// announced. It reads to EOF, so that the connection returns to the pool. A wait of more than
-// idle (when positive) for the next bytes closes the body and fails the read.
+// readBody reads a response body up to limit+1 bytes: in one allocation when its length is
+// announced, else as io.ReadAll does. It reads to EOF, so that the connection returns to the
+// pool. A wait of more than idle (when positive) for the next bytes closes the body and fails
+// the read.
 func readBody(res *http.Response, limit int, idle time.Duration) ([]byte, error) {
-	r := io.LimitReader(res.Body, int64(limit)+1)
-	size := int64(512)
-	if n := res.ContentLength; n > 0 && n <= int64(limit) {
-		size = n + 1 // room to see EOF without growing
-	}
+	var r io.Reader = res.Body
 	var stalled atomic.Bool
-	var timer *time.Timer
 	if idle > 0 {
-		timer = time.AfterFunc(idle, func() { stalled.Store(true); res.Body.Close() })
-		defer timer.Stop()
+		t := time.AfterFunc(idle, func() { stalled.Store(true); res.Body.Close() })
+		t.Stop()
+		defer t.Stop()
+		r = timedReader{r: r, t: t, d: idle}
 	}
-	buf := make([]byte, 0, size)
-	for {
-		if timer != nil {
-			timer.Reset(idle)
+	r = io.LimitReader(r, int64(limit)+1)
+	var body []byte
+	var err error
+	if n := res.ContentLength; n > 0 && n <= int64(limit) {
+		body = make([]byte, 0, n+1) // room to see EOF without growing
+		for err == nil {
+			var m int
+			m, err = r.Read(body[len(body):cap(body)])
+			body = body[:len(body)+m]
+			if len(body) == cap(body) && err == nil {
+				body = append(body, 0)[:len(body)] // longer than announced
+			}
 		}
-		m, err := r.Read(buf[len(buf):cap(buf)])
-		if timer != nil && !timer.Stop() || stalled.Load() {
-			return buf, fmt.Errorf("no data arrived for %v while reading the body (WithStreamIdleTimeout): %w", idle, context.DeadlineExceeded)
-		}
-		buf = buf[:len(buf)+m]
 		if err == io.EOF {
-			return buf, nil
+			err = nil
 		}
-		if err != nil {
-			return buf, err
-		}
-		if len(buf) == cap(buf) {
-			buf = append(buf, 0)[:len(buf)]
-		}
+	} else {
+		body, err = io.ReadAll(r)
 	}
+	if err != nil && stalled.Load() {
+		return body, fmt.Errorf("no data arrived for %v while reading the body (WithStreamIdleTimeout): %w", idle, context.DeadlineExceeded)
+	}
+	return body, err
 }
 
-// rawDecoder is a response type that keeps its raw JSON. decodeOwned decodes body, which the
-// caller hands over: it is kept as the raw JSON without a copy, and scanned once.
+// rawDecoder is a response type that keeps its raw JSON. decodeOwned decodes the JSON object
+// b, which the caller hands over: it is kept as the raw JSON without a copy, and scanned once.
 type rawDecoder interface {
-	decodeOwned(body []byte) error
+	decodeOwned(b []byte) error
 }
 
-// decodeOwnedJSON is decodeJSON for a body the caller will not reuse.
-func decodeOwnedJSON(body []byte, out any) error {
-	d, ok := out.(rawDecoder)
-	if !ok {
-		return decodeJSON(body, out)
-	}
+// decodeOwnedJSON decodes body, which must be one JSON object, into out, which keeps it.
+func decodeOwnedJSON(body []byte, out rawDecoder) error {
 	trimmed := bytes.TrimSpace(body)
 	if len(trimmed) == 0 || trimmed[0] != '{' {
 		return errors.New("not a JSON object")
 	}
-	return d.decodeOwned(trimmed)
-}
-
-// decodeJSON decodes a response body that must be one JSON object.
-func decodeJSON(body []byte, out any) error {
-	trimmed := bytes.TrimSpace(body)
-	if len(trimmed) == 0 || trimmed[0] != '{' {
-		return errors.New("not a JSON object")
-	}
-	return json.Unmarshal(trimmed, out)
+	return out.decodeOwned(trimmed)
 }
 
 // opError prefixes err with the package name and the operation.

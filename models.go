@@ -410,7 +410,9 @@ func (r *QueryResponse) decodeOwned(b []byte) error {
 	err := exactObject(b, func(key, v []byte) error {
 		switch string(key) {
 		case "answer":
-			if err := json.Unmarshal(v, &r.Answer); err != nil {
+			if s, ok := plainString(v); ok {
+				r.Answer = s
+			} else if err := json.Unmarshal(v, &r.Answer); err != nil {
 				return fmt.Errorf("the answer is not a string: %s", shorten(string(v), 100))
 			}
 		case "usage":
@@ -588,7 +590,7 @@ func exactObject(b []byte, member func(key, value []byte) error) error {
 			return err
 		}
 		value := b[i:end]
-		if !json.Valid(value) {
+		if !simpleString(value) && !json.Valid(value) {
 			return syntaxError(b, i, "a JSON value")
 		}
 		if err := member(key, value); err != nil {
@@ -669,10 +671,24 @@ func leaf(b []byte, v any) error {
 // plainString returns the JSON string b when it has no escape and is valid UTF-8: its text is
 // then its bytes.
 func plainString(b []byte) (string, bool) {
-	if len(b) < 2 || b[0] != '"' || bytes.IndexByte(b, '\\') >= 0 || !utf8.Valid(b) {
+	if !simpleString(b) || !utf8.Valid(b) {
 		return "", false
 	}
 	return string(b[1 : len(b)-1]), true
+}
+
+// simpleString reports whether b, a value delimited by valueEnd, is a JSON string without
+// escapes or control characters: valid JSON without a scan by encoding/json.
+func simpleString(b []byte) bool {
+	if len(b) < 2 || b[0] != '"' || b[len(b)-1] != '"' {
+		return false
+	}
+	for _, c := range b[1 : len(b)-1] {
+		if c < 0x20 || c == '\\' {
+			return false
+		}
+	}
+	return true
 }
 
 // valueEnd returns the end of the JSON value that starts at b[i]: after its closing quote or

@@ -165,7 +165,7 @@ func (obs *observation) end(err error, res any) {
 }
 
 // observedCall is call with an observation around it.
-func (c *Client) observedCall(ctx context.Context, cfg *config, req request, out any) error {
+func (c *Client) observedCall(ctx context.Context, cfg *config, req request, out rawDecoder) error {
 	ctx, req.obs = startObservation(ctx, cfg, req.call)
 	err := c.call(ctx, cfg, req, out)
 	if err != nil {

@@ -105,18 +105,9 @@ func (c *Client) openStream(ctx context.Context, op string, cfg *config, r reque
 		return s, nil
 	case mediaType == "application/json" || strings.HasSuffix(mediaType, "+json"):
 		defer cancel(nil)
-		defer res.Body.Close()
-		body, err := readBody(res, cfg.maxEventSize, cfg.streamIdleTimeout)
-		if err != nil {
-			return nil, opError(op, fmt.Errorf("read JSON response (HTTP %d) to a streaming request: %w", res.StatusCode, err))
-		}
-		if len(body) > cfg.maxEventSize {
-			return nil, opError(op, fmt.Errorf("JSON response to a streaming request exceeds %d bytes (raise WithMaxEventSize)", cfg.maxEventSize))
-		}
 		var qr QueryResponse
-		if err := decodeOwnedJSON(body, &qr); err != nil {
-			return nil, opError(op, fmt.Errorf("decode JSON response (HTTP %d) to a streaming request: %w; body starts %q",
-				res.StatusCode, err, shorten(string(body), 200)))
+		if err := decodeResponse(res, cfg, &qr); err != nil {
+			return nil, opError(op, err)
 		}
 		return finishedStream(op, res.StatusCode, &qr), nil
 	default:
