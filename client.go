@@ -27,6 +27,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/laburen/laburen-go/internal/httpurl"
 )
 
 // Version is the SDK's version, sent in the User-Agent header.
@@ -108,17 +110,6 @@ func (s secret) value() string {
 	return s.f()
 }
 
-// String hides the value.
-func (s secret) String() string {
-	if s.f == nil {
-		return "none"
-	}
-	return "[redacted]"
-}
-
-// GoString hides the value.
-func (s secret) GoString() string { return s.String() }
-
 // Option configures a Client in NewClient, or a single call when passed to one of its methods.
 // An option given a bad value makes NewClient (or the call) return an error naming it.
 type Option func(*config) error
@@ -163,15 +154,6 @@ func NewClient(opts ...Option) (*Client, error) {
 	}
 	return &Client{cfg: cfg}, nil
 }
-
-// String describes the client without its API key, so that printing a Client with %v or %+v
-// never shows the key.
-func (c Client) String() string {
-	return fmt.Sprintf("laburen.Client{baseURL: %s, apiKey: %s}", c.cfg.baseURL, c.cfg.auth)
-}
-
-// GoString is String, for %#v.
-func (c Client) GoString() string { return c.String() }
 
 // WithAPIKey sets the API key sent as "Authorization: Bearer <key>". It takes precedence over
 // LABUREN_API_KEY; an empty key sends no Authorization header.
@@ -224,19 +206,11 @@ func cleanBaseURL(base string) (string, error) {
 		// parser would then show it as a host, port or path: show nothing of such a URL.
 		return "", errors.New("base URL must not carry user info (user:password@): give the API key with WithAPIKey")
 	}
-	u, err := url.Parse(base)
+	u, err := httpurl.Parse(base)
 	if err != nil {
-		// The url.Error would repeat the whole URL, and with it a password it may carry.
-		var uerr *url.Error
-		if errors.As(err, &uerr) {
-			err = uerr.Err
-		}
-		return "", fmt.Errorf("base URL does not parse: %w", err)
+		return "", fmt.Errorf("base URL %w", err)
 	}
 	shown := u.Redacted() // never repeat a password given in the URL
-	if (u.Scheme != "http" && u.Scheme != "https") || u.Hostname() == "" {
-		return "", fmt.Errorf("base URL %q is not an absolute http or https URL", shown)
-	}
 	if u.RawQuery != "" || u.Fragment != "" || u.User != nil {
 		return "", fmt.Errorf("base URL %q must not carry a query, fragment or user info", shown)
 	}

@@ -496,18 +496,20 @@ func (r *AgentQueryResponse) UnmarshalJSON(b []byte) error {
 	return r.decodeOwned(slices.Clone(b))
 }
 
-// withExtra returns body (a JSON object) with the extra fields added. A key that names a field
-// of the request struct (set or not), or "streaming", is refused, so Extra can never silently
-// change a field the SDK models.
-func withExtra(body []byte, extra map[string]any, request reflect.Type) ([]byte, error) {
+// encodeBody encodes a request body in one pass: "streaming" when set, the struct's fields,
+// then the Extra fields before the object's closing brace. An Extra key that names a field of
+// the struct (set or not), or "streaming", is refused: Extra never changes a modelled field.
+func encodeBody(body requestBody, streaming bool) ([]byte, error) {
+	b, err := json.Marshal(body.wire(streaming))
+	if err != nil {
+		return nil, fmt.Errorf("encode request: %w", err)
+	}
+	extra := body.extraFields()
 	if len(extra) == 0 {
-		return body, nil
+		return b, nil
 	}
-	var fields map[string]json.RawMessage
-	if err := json.Unmarshal(body, &fields); err != nil {
-		return nil, err
-	}
-	modeled := jsonNames(request)
+	modeled := jsonNames(reflect.TypeOf(body).Elem())
+	b = b[:len(b)-1] // the object holds "query" at least: a member follows with a comma
 	for _, k := range slices.Sorted(maps.Keys(extra)) {
 		if modeled[k] || k == "streaming" {
 			return nil, invalid("extra", "key %q is a field the SDK models; set the struct field instead", k)
@@ -516,9 +518,10 @@ func withExtra(body []byte, extra map[string]any, request reflect.Type) ([]byte,
 		if err != nil {
 			return nil, invalid("extra", "key %q: %v", k, err)
 		}
-		fields[k] = v
+		key, _ := json.Marshal(k) // a string always encodes
+		b = append(append(append(append(b, ','), key...), ':'), v...)
 	}
-	return json.Marshal(fields)
+	return append(b, '}'), nil
 }
 
 // jsonNames returns the JSON names of the fields of struct type t.

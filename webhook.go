@@ -25,6 +25,8 @@ import (
 	"time"
 
 	"github.com/google/go-querystring/query"
+
+	"github.com/laburen/laburen-go/internal/httpurl"
 )
 
 // Conversational mode: an agent that has it on answers a query later, by a POST to the
@@ -51,66 +53,16 @@ const (
 	MinWebhookSecretSize = 16
 )
 
-// QueuedResponse is the server's reply to QueryAsync. Normally the query was queued: Status
-// is StatusQueued and the answer will arrive by webhook. When the agent does not have
-// conversational mode on, the server answers at once instead; the answer is then in Answer,
-// and nothing the server sent is lost.
-type QueuedResponse struct {
-	// Status is StatusQueued when the query was queued; otherwise the conversation's status
-	// after the immediate Answer.
-	Status ConversationStatus `json:"status"`
-	// ConversationID identifies the conversation; the webhook delivery carries it too.
-	ConversationID string `json:"conversationId"`
-	// VisitorID identifies the end user.
-	VisitorID string `json:"visitorId"`
-	// InputMessageID identifies the user's message that was queued.
-	InputMessageID string `json:"inputMessageId"`
-	// Message is the server's human-readable note on the queued query.
-	Message string `json:"message"`
-	// WebhookURL is the URL the answer will be POSTed to, as the server recorded it.
-	WebhookURL string `json:"webhookUrl"`
-	// Answer is the agent's answer when the server answered at once instead of queueing the
-	// query (conversational mode off for the agent); nil when the query was queued.
-	Answer *QueryResponse `json:"-"`
-	// Raw is the response object exactly as received.
-	Raw json.RawMessage `json:"-"`
-}
-
-// Queued reports whether the query was queued, its answer to come by webhook. It is false when
-// the server answered at once; the answer is then in Answer.
-func (q *QueuedResponse) Queued() bool { return q != nil && q.Answer == nil }
-
-// QueryAsync sends a query to an agent in conversational mode: the server queues it and POSTs
-// the answer later to req.WebhookURL, which is required (build it with SignWebhookURL; receive
-// the answer with NewWebhookHandler). If the agent answers at once instead, the answer is in the
-// result's Answer. Like Query it is not retried once the request has reached the server.
-func (c *Client) QueryAsync(ctx context.Context, agentID string, req QueryRequest, opts ...Option) (*QueuedResponse, error) {
+// QueryAsync sends a query whose answer Laburen POSTs later to req.WebhookURL, which is required
+// (sign it with SignWebhookURL; receive the answer with NewWebhookHandler). The reply is Queued;
+// an agent without conversational mode answers at once instead, in the same QueryResponse. Like
+// Query it is not retried once the request has reached the server.
+func (c *Client) QueryAsync(ctx context.Context, agentID string, req QueryRequest, opts ...Option) (*QueryResponse, error) {
 	op := "async query agent " + strconv.Quote(agentID)
 	if strings.TrimSpace(req.WebhookURL) == "" {
 		return nil, opError(op, invalid("webhookUrl", "is empty; QueryAsync needs the URL the answer is POSTed to (see SignWebhookURL)"))
 	}
-	cfg, r, err := c.queryRequest(agentID, &req, false, opts)
-	if err != nil {
-		return nil, opError(op, err)
-	}
-	// One decode covers both replies: QueryResponse has the queued fields too.
-	var res QueryResponse
-	if err := c.call(ctx, cfg, r, &res); err != nil {
-		return nil, opError(op, err)
-	}
-	q := &QueuedResponse{
-		Status:         res.Status,
-		ConversationID: res.ConversationID,
-		VisitorID:      res.VisitorID,
-		InputMessageID: res.InputMessageID,
-		Message:        res.Message,
-		WebhookURL:     res.WebhookURL,
-		Raw:            res.Raw,
-	}
-	if !res.Queued() {
-		q.Answer = &res
-	}
-	return q, nil
+	return c.query(ctx, op, agentID, &req, opts)
 }
 
 // Errors ParseWebhook returns, each matched with errors.Is. WebhookErrorStatus maps them to the
@@ -527,16 +479,9 @@ func SignWebhookURL(base string, params any, secret []byte, opts ...SignOption) 
 	if sc.expiresSet && sc.expires.Unix() <= 0 {
 		return "", opError(op, invalid("ExpiresAt", "%v is not after 1970", sc.expires))
 	}
-	u, err := url.Parse(base)
+	u, err := httpurl.Parse(base)
 	if err != nil {
-		var uerr *url.Error
-		if errors.As(err, &uerr) {
-			err = uerr.Err // url.Error repeats the URL, which may hold a password
-		}
-		return "", opError(op, invalid("base", "is not a URL: %v", err))
-	}
-	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return "", opError(op, invalid("base", "%q is not an absolute http or https URL", u.Redacted()))
+		return "", opError(op, invalid("base", "%v", err))
 	}
 	if u.Fragment != "" || u.RawFragment != "" {
 		return "", opError(op, invalid("base", "%q has a fragment, which is never sent to the receiver", u.Redacted()))
