@@ -1,12 +1,5 @@
-// Package laburen is a client for the Laburen agent API: send a user's message to an AI agent
-// and get its answer, whole or streamed; record messages written by the agent side; receive
-// answers that arrive later by webhook; and build the routing IDs that put each message in the
-// right conversation.
-//
-// A Client is safe for concurrent use; make one and share it. Every call goes through the same
-// request path: validate the input (a *ValidationError, before anything is sent), send, retry
-// what is safe to retry, and turn error responses into an *APIError that matches the package's
-// sentinel errors through errors.Is.
+// Package laburen is a client for the Laburen agent API: an agent's answers, whole, streamed
+// or by webhook; agent-side messages; and the routing IDs of conversations.
 package laburen
 
 import (
@@ -31,15 +24,12 @@ import (
 	"github.com/laburen/laburen-go/internal/httpurl"
 )
 
-// Version is the SDK's version, sent in the User-Agent header.
+// Version is the SDK's version, sent in the User-Agent.
 const Version = "0.1.0"
-
-// DefaultBaseURL is the API's base URL, used when neither WithBaseURL nor LABUREN_BASE_URL
-// sets another.
-const DefaultBaseURL = "https://dashboard.laburen.com/api"
 
 // Defaults of the options.
 const (
+	DefaultBaseURL           = "https://dashboard.laburen.com/api"
 	DefaultMaxRetries        = 2
 	DefaultRetryDelay        = 500 * time.Millisecond
 	DefaultMaxEventSize      = 16 << 20
@@ -58,7 +48,7 @@ const (
 	responseHeaderTimeout = 10 * time.Minute
 )
 
-// Client calls the Laburen API. Make one with NewClient; it is safe for concurrent use.
+// Client calls the Laburen API; make one with NewClient and share it.
 type Client struct {
 	cfg config
 }
@@ -110,14 +100,11 @@ func (s secret) value() string {
 	return s.f()
 }
 
-// Option configures a Client in NewClient, or a single call when passed to one of its methods.
-// An option given a bad value makes NewClient (or the call) return an error naming it.
+// Option configures a Client, or one call when given to a method.
 type Option func(*config) error
 
-// NewClient returns a client configured by the options. The API key comes from WithAPIKey or,
-// when that is not given, from the LABUREN_API_KEY environment variable; the base URL from
-// WithBaseURL, LABUREN_BASE_URL or DefaultBaseURL. A missing API key is not an error: public
-// agents answer without one.
+// NewClient returns a client configured by opts, LABUREN_API_KEY and LABUREN_BASE_URL. A
+// missing key is fine: public agents answer without one.
 func NewClient(opts ...Option) (*Client, error) {
 	cfg := config{
 		maxRetries:        DefaultMaxRetries,
@@ -155,8 +142,7 @@ func NewClient(opts ...Option) (*Client, error) {
 	return &Client{cfg: cfg}, nil
 }
 
-// WithAPIKey sets the API key sent as "Authorization: Bearer <key>". It takes precedence over
-// LABUREN_API_KEY; an empty key sends no Authorization header.
+// WithAPIKey sets the API key (over LABUREN_API_KEY); an empty key sends none.
 func WithAPIKey(key string) Option {
 	return func(c *config) error {
 		key, err := cleanKey(key)
@@ -168,8 +154,7 @@ func WithAPIKey(key string) Option {
 	}
 }
 
-// WithBaseURL sets the API's base URL, such as "https://dashboard.laburen.com/api". It must be an
-// absolute http or https URL; it takes precedence over LABUREN_BASE_URL.
+// WithBaseURL sets the API's absolute http(s) base URL, over LABUREN_BASE_URL.
 func WithBaseURL(base string) Option {
 	return func(c *config) error {
 		u, err := cleanBaseURL(base)
@@ -217,17 +202,7 @@ func cleanBaseURL(base string) (string, error) {
 	return strings.TrimRight(u.String(), "/"), nil
 }
 
-// WithHTTPClient sets the HTTP client that sends the requests. The default client has no overall
-// timeout (which would cut long streams) but bounds the wait for response headers, and keeps
-// enough idle connections for bursts of concurrent calls. Use contexts for deadlines.
-//
-// Redirects are followed as the HTTP client's CheckRedirect allows (by default, up to 10): a
-// 307 or 308 repeats the POST with its body, so a move within the API's origin keeps working; a
-// 301, 302 or 303 turns it into a GET, which the API refuses. The API key goes only to the base
-// URL's origin (scheme, host and port): a redirect anywhere else is followed without it. An
-// error answered after a redirect says where the request went and what it lost on the way. To
-// refuse redirects, give a client whose CheckRedirect returns http.ErrUseLastResponse: a 3xx is
-// then an *APIError. hc itself is not changed: the SDK sends through a shallow copy.
+// WithHTTPClient sets the HTTP client; the key goes only to the API's origin.
 func WithHTTPClient(hc *http.Client) Option {
 	return func(c *config) error {
 		if hc == nil {
@@ -281,10 +256,7 @@ func originPort(u *url.URL) string {
 	return "80"
 }
 
-// WithMaxRetries sets how many times a failed attempt is retried (default 2; 0 turns retries
-// off). Only failures that cannot have reached the server's logic are retried: connections
-// that were never made, and the statuses 429, 502, 503 and 504. A 500, or a connection lost
-// after the request was sent, is never retried: a query is not idempotent.
+// WithMaxRetries sets how often a safe failure is retried (default 2; 0: off).
 func WithMaxRetries(n int) Option {
 	return func(c *config) error {
 		if n < 0 {
@@ -295,8 +267,7 @@ func WithMaxRetries(n int) Option {
 	}
 }
 
-// WithRetryDelay sets the base of the exponential backoff between attempts (default 500ms; the
-// wait doubles each attempt, with jitter, up to 8s). A Retry-After header takes precedence.
+// WithRetryDelay sets the base of the exponential backoff (default 500ms).
 func WithRetryDelay(d time.Duration) Option {
 	return func(c *config) error {
 		if d < 0 {
@@ -307,8 +278,7 @@ func WithRetryDelay(d time.Duration) Option {
 	}
 }
 
-// WithUserAgent puts the caller's product, such as "my-bridge/1.2", in front of the SDK's own
-// User-Agent.
+// WithUserAgent puts product ("my-bridge/1.2") in front of the User-Agent.
 func WithUserAgent(product string) Option {
 	return func(c *config) error {
 		product = strings.TrimSpace(product)
@@ -322,8 +292,7 @@ func WithUserAgent(product string) Option {
 	}
 }
 
-// WithHeader adds a header to every request. The headers the SDK sets itself (Authorization,
-// Content-Type, Accept, User-Agent) are refused: use WithAPIKey and WithUserAgent.
+// WithHeader adds a header, other than those the SDK sets, to every request.
 func WithHeader(key, value string) Option {
 	return func(c *config) error {
 		if key == "" || strings.ContainsAny(key, " :\r\n") || strings.ContainsAny(value, "\r\n") {
@@ -342,9 +311,7 @@ func WithHeader(key, value string) Option {
 	}
 }
 
-// WithLogger logs every attempt of every request to l: method, path, status, attempt number
-// and duration, at Debug level when it succeeded and Warn when it failed. The API key and the
-// message contents are never logged. A nil logger turns logging off (the default).
+// WithLogger logs each attempt, never the key or messages (default: off).
 func WithLogger(l *slog.Logger) Option {
 	return func(c *config) error {
 		c.logger = l
@@ -352,8 +319,7 @@ func WithLogger(l *slog.Logger) Option {
 	}
 }
 
-// WithMaxEventSize limits the size of one response object: a single event of a stream, and the
-// whole JSON body of a non-streaming call (default 16 MiB). A larger one fails the call.
+// WithMaxEventSize limits a stream event and a JSON response (default 16 MiB).
 func WithMaxEventSize(n int) Option {
 	return func(c *config) error {
 		if n < 1 {
@@ -364,9 +330,7 @@ func WithMaxEventSize(n int) Option {
 	}
 }
 
-// WithStreamIdleTimeout fails a stream, or the read of any response body (a Query's answer, an
-// error page), that receives no bytes for d (default 5 minutes; 0 turns the check off). It
-// catches a server or network that stalls without closing the connection.
+// WithStreamIdleTimeout fails a read idle for d (default 5m; 0: off).
 func WithStreamIdleTimeout(d time.Duration) Option {
 	return func(c *config) error {
 		if d < 0 {
@@ -377,8 +341,7 @@ func WithStreamIdleTimeout(d time.Duration) Option {
 	}
 }
 
-// WithMaxAnswerSize limits the answer a stream joins from its answer events (default 64 MiB).
-// A longer answer ends the stream with an error naming this option.
+// WithMaxAnswerSize limits the answer a stream joins (default 64 MiB).
 func WithMaxAnswerSize(n int) Option {
 	return func(c *config) error {
 		if n < 1 {

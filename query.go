@@ -14,9 +14,8 @@ import (
 	"github.com/laburen/laburen-go/internal/httpurl"
 )
 
-// Query sends a user's message to an agent and returns its whole answer. It is not retried once
-// the request has reached the server, since the server may already have stored (and billed) the
-// message. opts override the client's options for this call.
+// Query sends a user's message to an agent and returns its answer. It is not retried once the
+// server has the request. opts apply to this call only.
 func (c *Client) Query(ctx context.Context, agentID string, req QueryRequest, opts ...Option) (*QueryResponse, error) {
 	return c.query(ctx, "query agent "+strconv.Quote(agentID), agentID, &req, opts)
 }
