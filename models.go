@@ -398,7 +398,11 @@ func (r *AgentQueryResponse) UnmarshalJSON(b []byte) error {
 // then the Extra fields before the object's closing brace. An Extra key that names a field of
 // the struct (set or not), or "streaming", is refused: Extra never changes a modelled field.
 func encodeBody(body requestBody, streaming bool) ([]byte, error) {
-	b, err := json.Marshal(body.wire(streaming))
+	var v any = body
+	if streaming {
+		v = body.streaming()
+	}
+	b, err := json.Marshal(v)
 	if err != nil {
 		return nil, fmt.Errorf("encode request: %w", err)
 	}

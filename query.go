@@ -41,23 +41,23 @@ func (c *Client) queryRequest(agentID string, req *QueryRequest, streaming bool,
 // requestBody is the body of a call to an agent endpoint: QueryRequest or AgentQueryRequest.
 type requestBody interface {
 	validate() error
-	// wire returns the body as encoding/json writes it: "streaming" when set, then its fields.
-	wire(streaming bool) any
+	// streaming returns the body with "streaming": true ahead of its fields.
+	streaming() any
 	extraFields() map[string]any
 }
 
-func (r *QueryRequest) wire(streaming bool) any {
+func (r *QueryRequest) streaming() any {
 	return struct {
-		Streaming bool `json:"streaming,omitzero"`
+		Streaming bool `json:"streaming"`
 		*QueryRequest
-	}{streaming, r}
+	}{true, r}
 }
 
-func (r *AgentQueryRequest) wire(streaming bool) any {
+func (r *AgentQueryRequest) streaming() any {
 	return struct {
-		Streaming bool `json:"streaming,omitzero"`
+		Streaming bool `json:"streaming"`
 		*AgentQueryRequest
-	}{streaming, r}
+	}{true, r}
 }
 
 func (r *QueryRequest) extraFields() map[string]any      { return r.Extra }
