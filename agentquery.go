@@ -6,9 +6,8 @@ import (
 	"strings"
 )
 
-// AgentQuery records a message written by the agent side (a human operator, a CRM, a WhatsApp
-// sender) in a conversation's history. It does not call the AI. Like Query it is not retried
-// once the request has reached the server.
+// AgentQuery records an agent-side message in a conversation, without calling the AI. It is
+// retried as Query is.
 func (c *Client) AgentQuery(ctx context.Context, agentID string, req AgentQueryRequest, opts ...Option) (*AgentQueryResponse, error) {
 	cfg, r, err := c.agentQueryRequest(agentID, &req, false, opts)
 	if err != nil {
@@ -54,14 +53,8 @@ func (r *AgentQueryRequest) validate() error {
 
 const chatwootPrefix = "crmchatsappai_"
 
-// WhatsAppChannelExternalID builds the channelExternalId that routes an agent-side message to a
-// WhatsApp conversation: "{organizationID}_{agentID}_{phone}". The phone is either a number in
-// international form, with "+" and the country code, written with spaces, dashes, dots or
-// parentheses as people do ("+54 9 11 5555-0000" becomes "5491155550000"), or a bare wa_id as
-// WhatsApp sends it (digits only). Nothing is guessed: a formatted number without "+", a "(0)"
-// trunk prefix, fewer than 8 or more than 15 digits, and IDs outside letters, digits and "-" (at
-// most 64) are refused with a *ValidationError, since a wrong ID puts the message in someone
-// else's conversation.
+// WhatsAppChannelExternalID builds a WhatsApp channelExternalId from a wa_id or a "+" number;
+// it refuses to guess, with a *ValidationError.
 func WhatsAppChannelExternalID(organizationID, agentID, phone string) (string, error) {
 	const op = "WhatsApp channel external ID"
 	if err := validateIDPart("organizationID", organizationID); err != nil {
@@ -77,9 +70,7 @@ func WhatsAppChannelExternalID(organizationID, agentID, phone string) (string, e
 	return organizationID + "_" + agentID + "_" + waID, nil
 }
 
-// ParseWhatsAppChannelExternalID splits a channelExternalId built by WhatsAppChannelExternalID
-// into its organization ID, agent ID and phone number. It is strict: the phone must already be
-// normalized (8 to 15 digits).
+// ParseWhatsAppChannelExternalID splits an ID built by WhatsAppChannelExternalID.
 func ParseWhatsAppChannelExternalID(id string) (organizationID, agentID, phone string, err error) {
 	org, agent, phone, verr := parseWhatsApp(id)
 	if verr != nil {
@@ -182,10 +173,8 @@ func validateChatwootID(field, s string) *ValidationError {
 	return nil
 }
 
-// ChatwootConversationID builds the conversationId of a Chatwoot (CRM) conversation:
-// "crmchatsappai_{accountID}_{customerID}", such as "crmchatsappai_12_345". Both IDs must be
-// decimal numbers as Chatwoot issues them ("12"); anything else (a sign, leading zeros, other
-// digits, "_", spaces) is refused with a *ValidationError.
+// ChatwootConversationID builds "crmchatsappai_{accountID}_{customerID}" from two decimal
+// Chatwoot IDs; anything else is refused with a *ValidationError.
 func ChatwootConversationID(accountID, customerID string) (string, error) {
 	const op = "Chatwoot conversation ID"
 	if err := validateChatwootID("accountID", accountID); err != nil {
@@ -197,8 +186,7 @@ func ChatwootConversationID(accountID, customerID string) (string, error) {
 	return chatwootPrefix + accountID + "_" + customerID, nil
 }
 
-// ParseChatwootConversationID splits a conversationId built by ChatwootConversationID into its
-// account and customer IDs.
+// ParseChatwootConversationID splits an ID built by ChatwootConversationID.
 func ParseChatwootConversationID(id string) (accountID, customerID string, err error) {
 	account, customer, verr := parseChatwoot(id)
 	if verr != nil {

@@ -1,18 +1,10 @@
-// Package laburen is a client for the Laburen agent API: send a user's message to an AI agent
-// and get its answer, whole or streamed; record messages written by the agent side; receive
-// answers that arrive later by webhook; and build the routing IDs that put each message in the
-// right conversation.
-//
-// A Client is safe for concurrent use; make one and share it. Every call goes through the same
-// request path: validate the input (a *ValidationError, before anything is sent), send, retry
-// what is safe to retry, and turn error responses into an *APIError that matches the package's
-// sentinel errors through errors.Is.
+// Package laburen is a client for the Laburen agent API: an agent's answers, whole, streamed
+// or by webhook; agent-side messages; and the routing IDs of conversations.
 package laburen
 
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -28,17 +20,16 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/laburen/laburen-go/internal/httpurl"
 )
 
-// Version is the SDK's version, sent in the User-Agent header.
+// Version is the SDK's version, sent in the User-Agent.
 const Version = "0.1.0"
-
-// DefaultBaseURL is the API's base URL, used when neither WithBaseURL nor LABUREN_BASE_URL
-// sets another.
-const DefaultBaseURL = "https://dashboard.laburen.com/api"
 
 // Defaults of the options.
 const (
+	DefaultBaseURL           = "https://dashboard.laburen.com/api"
 	DefaultMaxRetries        = 2
 	DefaultRetryDelay        = 500 * time.Millisecond
 	DefaultMaxEventSize      = 16 << 20
@@ -57,7 +48,7 @@ const (
 	responseHeaderTimeout = 10 * time.Minute
 )
 
-// Client calls the Laburen API. Make one with NewClient; it is safe for concurrent use.
+// Client calls the Laburen API; make one with NewClient and share it.
 type Client struct {
 	cfg config
 }
@@ -109,25 +100,11 @@ func (s secret) value() string {
 	return s.f()
 }
 
-// String hides the value.
-func (s secret) String() string {
-	if s.f == nil {
-		return "none"
-	}
-	return "[redacted]"
-}
-
-// GoString hides the value.
-func (s secret) GoString() string { return s.String() }
-
-// Option configures a Client in NewClient, or a single call when passed to one of its methods.
-// An option given a bad value makes NewClient (or the call) return an error naming it.
+// Option configures a Client, or one call when given to a method.
 type Option func(*config) error
 
-// NewClient returns a client configured by the options. The API key comes from WithAPIKey or,
-// when that is not given, from the LABUREN_API_KEY environment variable; the base URL from
-// WithBaseURL, LABUREN_BASE_URL or DefaultBaseURL. A missing API key is not an error: public
-// agents answer without one.
+// NewClient returns a client configured by opts, LABUREN_API_KEY and LABUREN_BASE_URL. A
+// missing key is fine: public agents answer without one.
 func NewClient(opts ...Option) (*Client, error) {
 	cfg := config{
 		maxRetries:        DefaultMaxRetries,
@@ -165,17 +142,7 @@ func NewClient(opts ...Option) (*Client, error) {
 	return &Client{cfg: cfg}, nil
 }
 
-// String describes the client without its API key, so that printing a Client with %v or %+v
-// never shows the key.
-func (c Client) String() string {
-	return fmt.Sprintf("laburen.Client{baseURL: %s, apiKey: %s}", c.cfg.baseURL, c.cfg.auth)
-}
-
-// GoString is String, for %#v.
-func (c Client) GoString() string { return c.String() }
-
-// WithAPIKey sets the API key sent as "Authorization: Bearer <key>". It takes precedence over
-// LABUREN_API_KEY; an empty key sends no Authorization header.
+// WithAPIKey sets the API key (over LABUREN_API_KEY); an empty key sends none.
 func WithAPIKey(key string) Option {
 	return func(c *config) error {
 		key, err := cleanKey(key)
@@ -187,8 +154,7 @@ func WithAPIKey(key string) Option {
 	}
 }
 
-// WithBaseURL sets the API's base URL, such as "https://dashboard.laburen.com/api". It must be an
-// absolute http or https URL; it takes precedence over LABUREN_BASE_URL.
+// WithBaseURL sets the API's absolute http(s) base URL, over LABUREN_BASE_URL.
 func WithBaseURL(base string) Option {
 	return func(c *config) error {
 		u, err := cleanBaseURL(base)
@@ -225,36 +191,18 @@ func cleanBaseURL(base string) (string, error) {
 		// parser would then show it as a host, port or path: show nothing of such a URL.
 		return "", errors.New("base URL must not carry user info (user:password@): give the API key with WithAPIKey")
 	}
-	u, err := url.Parse(base)
+	u, err := httpurl.Parse(base)
 	if err != nil {
-		// The url.Error would repeat the whole URL, and with it a password it may carry.
-		var uerr *url.Error
-		if errors.As(err, &uerr) {
-			err = uerr.Err
-		}
-		return "", fmt.Errorf("base URL does not parse: %w", err)
+		return "", fmt.Errorf("base URL %w", err)
 	}
 	shown := u.Redacted() // never repeat a password given in the URL
-	if (u.Scheme != "http" && u.Scheme != "https") || u.Hostname() == "" {
-		return "", fmt.Errorf("base URL %q is not an absolute http or https URL", shown)
-	}
 	if u.RawQuery != "" || u.Fragment != "" || u.User != nil {
 		return "", fmt.Errorf("base URL %q must not carry a query, fragment or user info", shown)
 	}
 	return strings.TrimRight(u.String(), "/"), nil
 }
 
-// WithHTTPClient sets the HTTP client that sends the requests. The default client has no overall
-// timeout (which would cut long streams) but bounds the wait for response headers, and keeps
-// enough idle connections for bursts of concurrent calls. Use contexts for deadlines.
-//
-// Redirects are followed as the HTTP client's CheckRedirect allows (by default, up to 10): a
-// 307 or 308 repeats the POST with its body, so a move within the API's origin keeps working; a
-// 301, 302 or 303 turns it into a GET, which the API refuses. The API key goes only to the base
-// URL's origin (scheme, host and port): a redirect anywhere else is followed without it. An
-// error answered after a redirect says where the request went and what it lost on the way. To
-// refuse redirects, give a client whose CheckRedirect returns http.ErrUseLastResponse: a 3xx is
-// then an *APIError. hc itself is not changed: the SDK sends through a shallow copy.
+// WithHTTPClient sets the HTTP client; the key goes only to the API's origin.
 func WithHTTPClient(hc *http.Client) Option {
 	return func(c *config) error {
 		if hc == nil {
@@ -308,10 +256,7 @@ func originPort(u *url.URL) string {
 	return "80"
 }
 
-// WithMaxRetries sets how many times a failed attempt is retried (default 2; 0 turns retries
-// off). Only failures that cannot have reached the server's logic are retried: connections
-// that were never made, and the statuses 429, 502, 503 and 504. A 500, or a connection lost
-// after the request was sent, is never retried: a query is not idempotent.
+// WithMaxRetries sets how often a safe failure is retried (default 2; 0: off).
 func WithMaxRetries(n int) Option {
 	return func(c *config) error {
 		if n < 0 {
@@ -322,8 +267,7 @@ func WithMaxRetries(n int) Option {
 	}
 }
 
-// WithRetryDelay sets the base of the exponential backoff between attempts (default 500ms; the
-// wait doubles each attempt, with jitter, up to 8s). A Retry-After header takes precedence.
+// WithRetryDelay sets the base of the exponential backoff (default 500ms).
 func WithRetryDelay(d time.Duration) Option {
 	return func(c *config) error {
 		if d < 0 {
@@ -334,8 +278,7 @@ func WithRetryDelay(d time.Duration) Option {
 	}
 }
 
-// WithUserAgent puts the caller's product, such as "my-bridge/1.2", in front of the SDK's own
-// User-Agent.
+// WithUserAgent puts product ("my-bridge/1.2") in front of the User-Agent.
 func WithUserAgent(product string) Option {
 	return func(c *config) error {
 		product = strings.TrimSpace(product)
@@ -349,8 +292,7 @@ func WithUserAgent(product string) Option {
 	}
 }
 
-// WithHeader adds a header to every request. The headers the SDK sets itself (Authorization,
-// Content-Type, Accept, User-Agent) are refused: use WithAPIKey and WithUserAgent.
+// WithHeader adds a header, other than those the SDK sets, to every request.
 func WithHeader(key, value string) Option {
 	return func(c *config) error {
 		if key == "" || strings.ContainsAny(key, " :\r\n") || strings.ContainsAny(value, "\r\n") {
@@ -369,9 +311,7 @@ func WithHeader(key, value string) Option {
 	}
 }
 
-// WithLogger logs every attempt of every request to l: method, path, status, attempt number
-// and duration, at Debug level when it succeeded and Warn when it failed. The API key and the
-// message contents are never logged. A nil logger turns logging off (the default).
+// WithLogger logs each attempt, never the key or messages (default: off).
 func WithLogger(l *slog.Logger) Option {
 	return func(c *config) error {
 		c.logger = l
@@ -379,8 +319,7 @@ func WithLogger(l *slog.Logger) Option {
 	}
 }
 
-// WithMaxEventSize limits the size of one response object: a single event of a stream, and the
-// whole JSON body of a non-streaming call (default 16 MiB). A larger one fails the call.
+// WithMaxEventSize limits a stream event and a JSON response (default 16 MiB).
 func WithMaxEventSize(n int) Option {
 	return func(c *config) error {
 		if n < 1 {
@@ -391,9 +330,7 @@ func WithMaxEventSize(n int) Option {
 	}
 }
 
-// WithStreamIdleTimeout fails a stream, or the read of any response body (a Query's answer, an
-// error page), that receives no bytes for d (default 5 minutes; 0 turns the check off). It
-// catches a server or network that stalls without closing the connection.
+// WithStreamIdleTimeout fails a read idle for d (default 5m; 0: off).
 func WithStreamIdleTimeout(d time.Duration) Option {
 	return func(c *config) error {
 		if d < 0 {
@@ -404,8 +341,7 @@ func WithStreamIdleTimeout(d time.Duration) Option {
 	}
 }
 
-// WithMaxAnswerSize limits the answer a stream joins from its answer events (default 64 MiB).
-// A longer answer ends the stream with an error naming this option.
+// WithMaxAnswerSize limits the answer a stream joins (default 64 MiB).
 func WithMaxAnswerSize(n int) Option {
 	return func(c *config) error {
 		if n < 1 {
@@ -713,7 +649,7 @@ func sleep(ctx context.Context, d time.Duration) error {
 }
 
 // call sends req and decodes its JSON response into out.
-func (c *Client) call(ctx context.Context, cfg *config, req request, out any) error {
+func (c *Client) call(ctx context.Context, cfg *config, req request, out rawDecoder) error {
 	if cfg.observer != nil && req.obs == nil { // observe: the call starts and ends around it
 		return c.observedCall(ctx, cfg, req, out)
 	}
@@ -721,6 +657,12 @@ func (c *Client) call(ctx context.Context, cfg *config, req request, out any) er
 	if err != nil {
 		return err
 	}
+	return decodeResponse(res, cfg, out)
+}
+
+// decodeResponse is the one place that reads a JSON response: it reads and closes the body,
+// and decodes it into out, which keeps the body as its raw JSON.
+func decodeResponse(res *http.Response, cfg *config, out rawDecoder) error {
 	defer res.Body.Close()
 	body, err := readBody(res, cfg.maxEventSize, cfg.streamIdleTimeout)
 	if err != nil {
@@ -736,69 +678,57 @@ func (c *Client) call(ctx context.Context, cfg *config, req request, out any) er
 	return nil
 }
 
-// readBody reads a response body up to limit+1 bytes, in one allocation when its length is
-// announced. It reads to EOF, so that the connection returns to the pool. A wait of more than
-// idle (when positive) for the next bytes closes the body and fails the read.
+// readBody reads a response body up to limit+1 bytes: in one allocation when its length is
+// announced, else as io.ReadAll does. It reads to EOF, so that the connection returns to the
+// pool. A wait of more than idle (when positive) for the next bytes closes the body and fails
+// the read.
 func readBody(res *http.Response, limit int, idle time.Duration) ([]byte, error) {
-	r := io.LimitReader(res.Body, int64(limit)+1)
-	size := int64(512)
-	if n := res.ContentLength; n > 0 && n <= int64(limit) {
-		size = n + 1 // room to see EOF without growing
-	}
+	var r io.Reader = res.Body
 	var stalled atomic.Bool
-	var timer *time.Timer
 	if idle > 0 {
-		timer = time.AfterFunc(idle, func() { stalled.Store(true); res.Body.Close() })
-		defer timer.Stop()
+		t := time.AfterFunc(idle, func() { stalled.Store(true); res.Body.Close() })
+		t.Stop()
+		defer t.Stop()
+		r = timedReader{r: r, t: t, d: idle}
 	}
-	buf := make([]byte, 0, size)
-	for {
-		if timer != nil {
-			timer.Reset(idle)
+	r = io.LimitReader(r, int64(limit)+1)
+	var body []byte
+	var err error
+	if n := res.ContentLength; n > 0 && n <= int64(limit) {
+		body = make([]byte, 0, n+1) // room to see EOF without growing
+		for err == nil {
+			var m int
+			m, err = r.Read(body[len(body):cap(body)])
+			body = body[:len(body)+m]
+			if len(body) == cap(body) && err == nil {
+				body = append(body, 0)[:len(body)] // longer than announced
+			}
 		}
-		m, err := r.Read(buf[len(buf):cap(buf)])
-		if timer != nil && !timer.Stop() || stalled.Load() {
-			return buf, fmt.Errorf("no data arrived for %v while reading the body (WithStreamIdleTimeout): %w", idle, context.DeadlineExceeded)
-		}
-		buf = buf[:len(buf)+m]
 		if err == io.EOF {
-			return buf, nil
+			err = nil
 		}
-		if err != nil {
-			return buf, err
-		}
-		if len(buf) == cap(buf) {
-			buf = append(buf, 0)[:len(buf)]
-		}
+	} else {
+		body, err = io.ReadAll(r)
 	}
+	if err != nil && stalled.Load() {
+		return body, fmt.Errorf("no data arrived for %v while reading the body (WithStreamIdleTimeout): %w", idle, context.DeadlineExceeded)
+	}
+	return body, err
 }
 
-// rawDecoder is a response type that keeps its raw JSON. decodeOwned decodes body, which the
-// caller hands over: it is kept as the raw JSON without a copy, and scanned once.
+// rawDecoder is a response type that keeps its raw JSON. decodeOwned decodes the JSON object
+// b, which the caller hands over: it is kept as the raw JSON without a copy, and scanned once.
 type rawDecoder interface {
-	decodeOwned(body []byte) error
+	decodeOwned(b []byte) error
 }
 
-// decodeOwnedJSON is decodeJSON for a body the caller will not reuse.
-func decodeOwnedJSON(body []byte, out any) error {
-	d, ok := out.(rawDecoder)
-	if !ok {
-		return decodeJSON(body, out)
-	}
+// decodeOwnedJSON decodes body, which must be one JSON object, into out, which keeps it.
+func decodeOwnedJSON(body []byte, out rawDecoder) error {
 	trimmed := bytes.TrimSpace(body)
 	if len(trimmed) == 0 || trimmed[0] != '{' {
 		return errors.New("not a JSON object")
 	}
-	return d.decodeOwned(trimmed)
-}
-
-// decodeJSON decodes a response body that must be one JSON object.
-func decodeJSON(body []byte, out any) error {
-	trimmed := bytes.TrimSpace(body)
-	if len(trimmed) == 0 || trimmed[0] != '{' {
-		return errors.New("not a JSON object")
-	}
-	return json.Unmarshal(trimmed, out)
+	return out.decodeOwned(trimmed)
 }
 
 // opError prefixes err with the package name and the operation.

@@ -13,28 +13,15 @@ import (
 	"unicode/utf8"
 )
 
-// Sentinel errors for the classes of failure a caller usually branches on. Test for them with
-// errors.Is: an *APIError matches the class of its status code or of its error code, so
-// errors.Is(err, ErrUsageLimit) holds both for an HTTP 402 and for an in-band [ERROR]USAGE_LIMIT
-// event inside a streamed answer.
+// Sentinel errors, matched with errors.Is by an *APIError's status or code (also in a stream).
 var (
-	// ErrUnauthorized: HTTP 401 or 403, or the code UNAUTHORIZED. The API key is missing, wrong
-	// or lacks the permission.
-	ErrUnauthorized = errors.New("laburen: unauthorized")
-	// ErrUsageLimit: HTTP 402 or the code USAGE_LIMIT. The organization ran out of its plan's quota.
-	ErrUsageLimit = errors.New("laburen: usage limit reached")
-	// ErrNotFound: HTTP 404 or the code NOT_FOUND, for example an unknown agent.
-	ErrNotFound = errors.New("laburen: not found")
-	// ErrRateLimited: HTTP 429 or the code RATE_LIMIT, once the retries are spent.
-	ErrRateLimited = errors.New("laburen: rate limited")
-	// ErrInvalidRequest: HTTP 400 or 422, or the code INVALID_REQUEST: the server refused the
-	// request's content (for example a webhook URL it cannot reach).
-	ErrInvalidRequest = errors.New("laburen: invalid request")
-	// ErrServer: an HTTP 5xx status or the code INTERNAL_SERVER_ERROR.
-	ErrServer = errors.New("laburen: server error")
-	// ErrStreamTruncated: a streamed answer ended without its final [DONE] or [ERROR] event. It
-	// wraps io.ErrUnexpectedEOF. What arrived before the cut stays readable on the Stream.
-	ErrStreamTruncated = errors.New("laburen: stream truncated")
+	ErrUnauthorized    = errors.New("laburen: unauthorized")        // 401, 403, UNAUTHORIZED
+	ErrUsageLimit      = errors.New("laburen: usage limit reached") // 402, USAGE_LIMIT
+	ErrNotFound        = errors.New("laburen: not found")           // 404, NOT_FOUND
+	ErrRateLimited     = errors.New("laburen: rate limited")        // 429, RATE_LIMIT
+	ErrInvalidRequest  = errors.New("laburen: invalid request")     // 400, 422, INVALID_REQUEST
+	ErrServer          = errors.New("laburen: server error")        // 5xx, INTERNAL_SERVER_ERROR
+	ErrStreamTruncated = errors.New("laburen: stream truncated")    // no [DONE] or [ERROR]; wraps io.ErrUnexpectedEOF too
 )
 
 // Caps on an error response: how much of it is read and kept in APIError.Body, and how much of
@@ -45,37 +32,20 @@ const (
 	maxErrorMessage = 1024
 )
 
-// APIError is an error reported by the Laburen API: a non-2xx HTTP answer, or an [ERROR] event
-// inside a stream (then StatusCode is the stream's own status, normally 200). Its text says
-// where it came from: "POST /api/agents/x/query: HTTP 404 Not Found: NOT_FOUND".
+// APIError is a non-2xx response, or an [ERROR] event in a stream. Its text says where it came
+// from: "POST /api/agents/x/query: HTTP 404 Not Found: NOT_FOUND".
 type APIError struct {
-	// StatusCode is the HTTP status of the response.
-	StatusCode int
-	// Code is the machine-readable error code when the server sent one, such as "USAGE_LIMIT"
-	// or "NOT_FOUND"; empty otherwise.
-	Code string
-	// Message is the human-readable error text when the server sent one (a sentence rather
-	// than a code, or the text of a plain-text or HTML error page).
-	Message string
-	// Body is the start of the raw response body (at most 64 KiB), or the data of the [ERROR]
-	// event.
-	Body string
-	// RetryAfter is the wait the server asked for in a Retry-After header, zero when absent.
-	RetryAfter time.Duration
-
-	// Method and Path are the request's method and URL path: "POST", "/api/agents/x/query".
-	Method, Path string
-	// Attempts is how many times the request was sent, retries included (zero for an [ERROR]
-	// event).
-	Attempts int
-	// RequestID is the response's request ID, from the first of the headers X-Request-Id,
-	// Request-Id, X-Amzn-Requestid, X-Vercel-Id and Cf-Ray that it has; empty without one.
-	RequestID string
-	// Header holds the response's headers (for an [ERROR] event, the stream's).
-	Header http.Header
-
-	inStream bool   // an [ERROR] event inside a stream, not an HTTP error status
-	hint     string // advice added by the SDK, such as "no API key was configured"
+	StatusCode   int
+	Code         string        // the server's error code, such as "USAGE_LIMIT"; may be empty
+	Message      string        // the server's error text, or an HTML or plain error page's
+	Body         string        // the start of the body (at most 64 KiB), or the [ERROR] event's data
+	RetryAfter   time.Duration // from a Retry-After header; zero without one
+	Method, Path string        // the request's: "POST", "/api/agents/x/query"
+	Attempts     int           // requests sent, retries included; 0 for an [ERROR] event
+	RequestID    string        // from X-Request-Id, Request-Id, X-Amzn-Requestid, X-Vercel-Id or Cf-Ray
+	Header       http.Header   // the response's (for an [ERROR] event, the stream's)
+	inStream     bool          // an [ERROR] event inside a stream, not an HTTP error status
+	hint         string        // advice added by the SDK, such as "no API key was configured"
 }
 
 // requestIDHeaders are the headers read into APIError.RequestID, in order.
@@ -90,9 +60,7 @@ func requestID(h http.Header) string {
 	return ""
 }
 
-// Error describes the failure: the request, the status (or "stream error" for an [ERROR]
-// event), code and message, then the request ID, the attempts and the SDK's hint when there
-// are any.
+// Error describes the request, the status, the code and the message.
 func (e *APIError) Error() string {
 	var b strings.Builder
 	add := func(s string) {
@@ -135,8 +103,7 @@ func (e *APIError) Error() string {
 	return b.String()
 }
 
-// Is reports whether the error belongs to the class of target, one of the package's sentinel
-// errors, by status code or by error code.
+// Is reports whether e belongs to target's class, one of the sentinel errors.
 func (e *APIError) Is(target error) bool {
 	code := func(codes ...string) bool {
 		for _, c := range codes {
@@ -165,12 +132,9 @@ func (e *APIError) Is(target error) bool {
 	return false
 }
 
-// ValidationError reports input that the SDK refused before sending anything.
+// ValidationError reports input refused before anything was sent.
 type ValidationError struct {
-	// Field names what was wrong, by its JSON name ("query", "webhookUrl", "attachments[1].url")
-	// or by the argument's name ("agentID", "phone").
-	Field string
-	// Reason says what is wrong with it.
+	Field  string // the JSON name ("attachments[1].url") or argument ("agentID", "phone")
 	Reason string
 }
 

@@ -13,14 +13,11 @@ import (
 	"unicode/utf8"
 )
 
-// Ptr returns a pointer to v. Use it for the optional numbers of a request where zero is a
-// meaningful value: Temperature: laburen.Ptr(0.0) sends "temperature": 0, while a nil pointer
-// leaves the field out.
+// Ptr returns a pointer to v, for the optional numbers where zero is meaningful:
+// laburen.Ptr(0.0) sends 0; nil leaves the field out.
 func Ptr[T any](v T) *T { return &v }
 
-// Channel is the channel a message comes from. The API accepts only the documented values,
-// which are the constants below; the SDK refuses any other before sending. The zero value
-// leaves the field out and the API uses ChannelAPI.
+// Channel is where a message comes from; empty means ChannelAPI.
 type Channel string
 
 // The channels the API documents.
@@ -42,8 +39,7 @@ const (
 	ChannelCRMChatsAppAI Channel = "crmchatsappai"
 )
 
-// Channels returns every documented channel, in the API reference's order. The slice is a
-// copy: changing it changes nothing else.
+// Channels returns a copy of the documented channels.
 func Channels() []Channel { return slices.Clone(channels) }
 
 var channels = []Channel{
@@ -55,8 +51,7 @@ var channels = []Channel{
 // Valid reports whether c is one of the documented channels.
 func (c Channel) Valid() bool { return slices.Contains(channels, c) }
 
-// ModelName selects the model that answers a query, overriding the agent's own. The list of
-// models grows, so any string is accepted; the constants are the documented values.
+// ModelName overrides the agent's model; any string is accepted.
 type ModelName string
 
 // Documented model names.
@@ -82,8 +77,7 @@ const (
 	ModelRoute             ModelName = "model_route"
 )
 
-// ConversationStatus is the status of a conversation as the API reports it. Other values may
-// appear; the constants are the known ones.
+// ConversationStatus is a conversation's status; other values may appear.
 type ConversationStatus string
 
 // Known conversation statuses.
@@ -93,9 +87,7 @@ const (
 	StatusHumanRequested ConversationStatus = "HUMAN_REQUESTED"
 )
 
-// StatusQueued is not a conversation status but the status field of the reply to a query that
-// the server queued instead of answering (conversational mode, see Client.QueryAsync): the
-// answer arrives later at the query's webhook URL. QueryResponse.Queued tests for it.
+// StatusQueued is the status of a queued query's reply (QueryResponse.Queued).
 const StatusQueued ConversationStatus = "queued"
 
 // PromptType is the deprecated promptType of a query.
@@ -107,158 +99,88 @@ const (
 	PromptTypeCustomerSupport PromptType = "customer_support"
 )
 
-// QueryRequest is the body of a user message sent to an agent (POST /agents/{id}/query). Only
-// Query is required; every field left at its zero value is left out of the JSON.
+// QueryRequest is a user's message to an agent. Only Query is required; zero fields are not sent.
 type QueryRequest struct {
-	// Query is the user's message. Required.
-	Query string `json:"query"`
-	// ConversationID continues an existing conversation; the server starts one when empty. A
-	// Chatwoot conversation ID (crmchatsappai_...) is checked before sending.
-	ConversationID string `json:"conversationId,omitzero"`
-	// VisitorID names the end user; the server generates one when empty.
-	VisitorID string `json:"visitorId,omitzero"`
-	// Channel the message comes from; the API's default is ChannelAPI.
-	Channel Channel `json:"channel,omitzero"`
-	// Context is extra instructions appended to the agent's system prompt for this call.
-	Context string `json:"context,omitzero"`
-	// SystemPrompt replaces the agent's system prompt for this call only.
-	SystemPrompt string `json:"systemPrompt,omitzero"`
-	// UserPrompt is a user-prompt template in which {query} is replaced by Query.
-	UserPrompt string `json:"userPrompt,omitzero"`
-	// ModelName overrides the agent's model for this call.
-	ModelName ModelName `json:"modelName,omitzero"`
-	// Temperature, from 0 to 2; nil leaves the agent's setting.
-	Temperature *float64 `json:"temperature,omitempty"`
-	// MaxTokens caps the answer's length in tokens; at least 1 when set.
-	MaxTokens *int `json:"maxTokens,omitempty"`
-	// PresencePenalty, from -2 to 2.
-	PresencePenalty *float64 `json:"presencePenalty,omitempty"`
-	// FrequencyPenalty, from -2 to 2.
-	FrequencyPenalty *float64 `json:"frequencyPenalty,omitempty"`
-	// TopP, from 0 to 1.
-	TopP *float64 `json:"topP,omitempty"`
-	// Filters restricts the knowledge the agent searches.
-	Filters *Filters `json:"filters,omitempty"`
-	// PromptType is deprecated by the API.
-	PromptType PromptType `json:"promptType,omitzero"`
-	// PromptTemplate is deprecated by the API.
-	PromptTemplate string `json:"promptTemplate,omitzero"`
-	// Attachments are files sent with the message; their URLs must be fetchable by Laburen.
-	Attachments []Attachment `json:"attachments,omitempty"`
-	// Contact is the CRM contact of the end user.
-	Contact *Contact `json:"contact,omitempty"`
-	// WebhookURL switches to conversational mode: the answer is POSTed later to this absolute
-	// http(s) URL. Use Client.QueryAsync for it.
-	WebhookURL string `json:"webhookUrl,omitzero"`
-	// Extra holds body fields the SDK does not model yet; they are sent as given. A key that
-	// names a field the SDK models is refused.
-	Extra map[string]any `json:"-"`
+	Query            string         `json:"query"`                   // the user's message; required
+	ConversationID   string         `json:"conversationId,omitzero"` // continues a conversation; empty starts one
+	VisitorID        string         `json:"visitorId,omitzero"`      // the end user; the server makes one when empty
+	Channel          Channel        `json:"channel,omitzero"`
+	Context          string         `json:"context,omitzero"`      // appended to the agent's system prompt
+	SystemPrompt     string         `json:"systemPrompt,omitzero"` // replaces the agent's system prompt
+	UserPrompt       string         `json:"userPrompt,omitzero"`   // a template where {query} is replaced by Query
+	ModelName        ModelName      `json:"modelName,omitzero"`
+	Temperature      *float64       `json:"temperature,omitempty"`      // 0 to 2; nil keeps the agent's
+	MaxTokens        *int           `json:"maxTokens,omitempty"`        // at least 1
+	PresencePenalty  *float64       `json:"presencePenalty,omitempty"`  // -2 to 2
+	FrequencyPenalty *float64       `json:"frequencyPenalty,omitempty"` // -2 to 2
+	TopP             *float64       `json:"topP,omitempty"`             // 0 to 1
+	Filters          *Filters       `json:"filters,omitempty"`
+	PromptType       PromptType     `json:"promptType,omitzero"`     // deprecated by the API
+	PromptTemplate   string         `json:"promptTemplate,omitzero"` // deprecated by the API
+	Attachments      []Attachment   `json:"attachments,omitempty"`
+	Contact          *Contact       `json:"contact,omitempty"`
+	WebhookURL       string         `json:"webhookUrl,omitzero"` // for Client.QueryAsync
+	Extra            map[string]any `json:"-"`                   // unmodelled fields, sent as given
 }
 
 // Filters restricts the datasources an agent searches for one query.
 type Filters struct {
-	// CustomIDs keeps the datasources tagged with one of these custom IDs.
-	CustomIDs []string `json:"custom_ids,omitempty"`
-	// DatasourceIDs keeps these datasources.
-	DatasourceIDs []string `json:"datasource_ids,omitempty"`
-	// DatastoreIDs keeps the datasources of these datastores (accepted upstream, not in the
-	// API reference).
-	DatastoreIDs []string `json:"datastore_ids,omitempty"`
+	CustomIDs     []string `json:"custom_ids,omitempty"`     // datasources tagged with one of these IDs
+	DatasourceIDs []string `json:"datasource_ids,omitempty"` // these datasources
+	DatastoreIDs  []string `json:"datastore_ids,omitempty"`  // the datasources of these datastores
 }
 
-// Attachment is a file sent with a message.
+// Attachment is a file sent with a message, at a URL Laburen can fetch.
 type Attachment struct {
-	// Name is the file name.
-	Name string `json:"name,omitzero"`
-	// URL must be an absolute http(s) URL that Laburen can fetch. Required.
-	URL string `json:"url"`
-	// Size is the file size in bytes.
-	Size int64 `json:"size,omitzero"`
-	// MimeType such as "image/png".
-	MimeType string `json:"mimeType,omitzero"`
+	Name     string `json:"name,omitzero"`
+	URL      string `json:"url"`               // absolute http(s) URL; required
+	Size     int64  `json:"size,omitzero"`     // bytes
+	MimeType string `json:"mimeType,omitzero"` // such as "image/png"
 }
 
-// Contact is a CRM contact. The server matches an existing contact by email, then phone
-// number, then user ID, and creates one otherwise.
+// Contact is a CRM contact, matched by Email, then PhoneNumber, then UserID, or created.
 type Contact struct {
-	// Email is matched first; it must be a plain address ("ana@example.com").
-	Email string `json:"email,omitzero"`
-	// PhoneNumber is matched second.
+	Email       string `json:"email,omitzero"` // a plain address: "ana@example.com"
 	PhoneNumber string `json:"phoneNumber,omitzero"`
-	// FirstName of the contact.
-	FirstName string `json:"firstName,omitzero"`
-	// LastName of the contact.
-	LastName string `json:"lastName,omitzero"`
-	// UserID is your own ID for the user, matched last.
-	UserID string `json:"userId,omitzero"`
+	FirstName   string `json:"firstName,omitzero"`
+	LastName    string `json:"lastName,omitzero"`
+	UserID      string `json:"userId,omitzero"`
 }
 
-// AgentQueryRequest is the body of an agent-side message recorded in a conversation (POST
-// /agents/{id}/query-agent). It does not call the AI. Only Query is required.
+// AgentQueryRequest is an agent-side message to record. Only Query is required.
 type AgentQueryRequest struct {
-	// Query is the agent-side message text. Required.
-	Query string `json:"query"`
-	// ConversationID is the target conversation; for Chatwoot build it with
-	// ChatwootConversationID.
-	ConversationID string `json:"conversationId,omitzero"`
-	// VisitorID names the end user.
-	VisitorID string `json:"visitorId,omitzero"`
-	// Channel the message belongs to; the API's default is ChannelAPI.
-	Channel Channel `json:"channel,omitzero"`
-	// ChannelExternalID routes the message on its channel. With ChannelWhatsApp it is required
-	// and must be built by WhatsAppChannelExternalID.
-	ChannelExternalID string `json:"channelExternalId,omitzero"`
-	// IsDraft creates a draft message; it needs an API key.
-	IsDraft bool `json:"isDraft,omitzero"`
-	// ContactID names an existing contact.
-	ContactID string `json:"contactId,omitzero"`
-	// Contact is the CRM contact of the end user.
-	Contact *Contact `json:"contact,omitempty"`
-	// Metadata is free-form metadata stored with the message.
-	Metadata map[string]any `json:"metadata,omitempty"`
-	// Extra holds body fields the SDK does not model yet, as in QueryRequest.
-	Extra map[string]any `json:"-"`
+	Query             string         `json:"query"`                   // the message; required
+	ConversationID    string         `json:"conversationId,omitzero"` // for Chatwoot: ChatwootConversationID
+	VisitorID         string         `json:"visitorId,omitzero"`
+	Channel           Channel        `json:"channel,omitzero"`
+	ChannelExternalID string         `json:"channelExternalId,omitzero"` // WhatsAppChannelExternalID
+	IsDraft           bool           `json:"isDraft,omitzero"`           // needs an API key
+	ContactID         string         `json:"contactId,omitzero"`
+	Contact           *Contact       `json:"contact,omitempty"`
+	Metadata          map[string]any `json:"metadata,omitempty"`
+	Extra             map[string]any `json:"-"` // as in QueryRequest
 }
 
-// QueryResponse is the agent's answer to a query. Every field may be missing from the server's
-// JSON; Raw keeps the whole object, including fields the SDK does not model. When the agent is
-// in conversational mode and the request had a webhookUrl, the server queues the query instead
-// of answering: Queued then reports true, the queued fields (InputMessageID, Message,
-// WebhookURL) are set and the answer comes later by webhook (see Client.QueryAsync).
+// QueryResponse is an agent's answer; Raw keeps the object. A queued query's reply (Queued)
+// has InputMessageID, Message and WebhookURL instead, and its answer comes by webhook.
 type QueryResponse struct {
-	// Answer is the agent's reply. It is empty when AI is off for the conversation or when a
-	// tool waits for approval.
-	Answer string `json:"answer"`
-	// Usage is the token count and cost of the call.
-	Usage Usage `json:"usage"`
-	// Sources are the knowledge-base chunks the answer used.
-	Sources []Source `json:"sources"`
-	// Approvals are tool calls that wait for a human's approval.
-	Approvals []Approval `json:"approvals"`
-	// MessageID identifies the answer message.
-	MessageID string `json:"messageId"`
-	// ConversationID identifies the conversation; keep it to continue the conversation.
-	ConversationID string `json:"conversationId"`
-	// VisitorID identifies the end user.
-	VisitorID string `json:"visitorId"`
-	// RequestHuman is true when the agent asked for a human operator.
-	RequestHuman bool `json:"request_human"`
-	// Status is the conversation's status after the answer.
-	Status ConversationStatus `json:"status"`
-	// Metadata is the server's free-form metadata, raw.
-	Metadata json.RawMessage `json:"metadata,omitempty"`
-	// InputMessageID identifies the user's message of a queued query.
-	InputMessageID string `json:"inputMessageId,omitempty"`
-	// Message is the server's note on a queued query.
-	Message string `json:"message,omitempty"`
-	// WebhookURL is where the answer to a queued query will be POSTed.
-	WebhookURL string `json:"webhookUrl,omitempty"`
-	// Raw is the response object exactly as received.
-	Raw json.RawMessage `json:"-"`
+	Answer         string             `json:"answer"` // empty when AI is off or a tool awaits approval
+	Usage          Usage              `json:"usage"`
+	Sources        []Source           `json:"sources"`   // the knowledge the answer used
+	Approvals      []Approval         `json:"approvals"` // tool calls awaiting a human's approval
+	MessageID      string             `json:"messageId"`
+	ConversationID string             `json:"conversationId"` // keep it to continue the conversation
+	VisitorID      string             `json:"visitorId"`
+	RequestHuman   bool               `json:"request_human"` // the agent asked for a human operator
+	Status         ConversationStatus `json:"status"`
+	Metadata       json.RawMessage    `json:"metadata,omitempty"`
+	InputMessageID string             `json:"inputMessageId,omitempty"` // the queued user message
+	Message        string             `json:"message,omitempty"`        // the server's note on a queued query
+	WebhookURL     string             `json:"webhookUrl,omitempty"`     // where a queued answer goes
+	Raw            json.RawMessage    `json:"-"`                        // the object as received
 }
 
-// Queued reports whether the server queued the query instead of answering it (Status is
-// StatusQueued): the answer will be POSTed to the query's webhook URL.
+// Queued reports whether the query was queued: its answer comes by webhook.
 func (r *QueryResponse) Queued() bool { return r != nil && r.Status == StatusQueued }
 
 // UnmarshalJSON decodes the response and keeps the raw object in Raw.
@@ -266,16 +188,12 @@ func (r *QueryResponse) UnmarshalJSON(b []byte) error {
 	return r.decodeOwned(slices.Clone(b))
 }
 
-// Usage is the token count and cost of a call. Missing counts are zero.
+// Usage is the token count and cost of a call.
 type Usage struct {
-	// CompletionTokens is the number of tokens of the answer.
-	CompletionTokens int `json:"completionTokens"`
-	// PromptTokens is the number of tokens of the prompt, knowledge included.
-	PromptTokens int `json:"promptTokens"`
-	// TotalTokens is the sum of both.
-	TotalTokens int `json:"totalTokens"`
-	// Cost is the call's cost as the server reports it.
-	Cost float64 `json:"cost"`
+	CompletionTokens int     `json:"completionTokens"` // the answer's
+	PromptTokens     int     `json:"promptTokens"`     // the prompt's, knowledge included
+	TotalTokens      int     `json:"totalTokens"`
+	Cost             float64 `json:"cost"`
 }
 
 // lenient drops a type mismatch in a response (a usage count, a source's score, request_human
@@ -293,27 +211,17 @@ func lenient(err error) error {
 	return err
 }
 
-// Source is a knowledge-base chunk an answer used. The API documents Source and Chunk; the
-// other fields appear when the server sends them, and Raw keeps the whole item.
+// Source is a knowledge-base chunk an answer used.
 type Source struct {
-	// Source names the document, such as "FAQ.pdf".
-	Source string `json:"source"`
-	// Chunk is the text the answer drew on.
-	Chunk string `json:"chunk"`
-	// DatasourceID identifies the datasource the chunk comes from.
-	DatasourceID string `json:"datasource_id"`
-	// DatasourceName is the datasource's name.
-	DatasourceName string `json:"datasource_name"`
-	// DatasourceType is the kind of datasource ("file", "web_page", ...).
-	DatasourceType string `json:"datasource_type"`
-	// SourceURL is where the document lives, when it has a URL.
-	SourceURL string `json:"source_url"`
-	// Score is the chunk's relevance; nil when not sent (or not a number).
-	Score *float64 `json:"score"`
-	// PageNumber is the chunk's page in its document; nil when not sent.
-	PageNumber *int `json:"page_number"`
-	// Raw is the item exactly as received.
-	Raw json.RawMessage `json:"-"`
+	Source         string          `json:"source"` // the document, such as "FAQ.pdf"
+	Chunk          string          `json:"chunk"`  // the text the answer drew on
+	DatasourceID   string          `json:"datasource_id"`
+	DatasourceName string          `json:"datasource_name"`
+	DatasourceType string          `json:"datasource_type"` // "file", "web_page", ...
+	SourceURL      string          `json:"source_url"`
+	Score          *float64        `json:"score"`       // nil when not sent as a number
+	PageNumber     *int            `json:"page_number"` // nil when not sent as a number
+	Raw            json.RawMessage `json:"-"`
 }
 
 // UnmarshalJSON decodes the source and keeps the raw item in Raw.
@@ -325,7 +233,7 @@ func (s *Source) UnmarshalJSON(b []byte) error {
 // only Raw.
 func (s *Source) decode(b []byte) error {
 	s.Raw = b
-	return lenient(exactObject(b, func(key, v []byte) error {
+	return lenient(checkedObject(b, func(key, v []byte) error {
 		switch string(key) {
 		case "source":
 			return leaf(v, &s.Source)
@@ -348,19 +256,15 @@ func (s *Source) decode(b []byte) error {
 	}))
 }
 
-// Approval is a tool call that waits for a human's approval before it runs.
+// Approval is a tool call waiting for a human's approval.
 type Approval struct {
-	// ToolType is the type of the tool, taken from Tool.
-	ToolType string `json:"-"`
-	// Tool is the tool object, raw.
-	Tool json.RawMessage `json:"tool"`
-	// Payload is the call's payload, raw.
-	Payload json.RawMessage `json:"payload"`
-	// Raw is the item exactly as received.
-	Raw json.RawMessage `json:"-"`
+	ToolType string          `json:"-"` // Tool's "type"
+	Tool     json.RawMessage `json:"tool"`
+	Payload  json.RawMessage `json:"payload"`
+	Raw      json.RawMessage `json:"-"`
 }
 
-// UnmarshalJSON decodes the approval, reading the tool's type, and keeps the raw item in Raw.
+// UnmarshalJSON decodes the approval and keeps the raw item in Raw.
 func (a *Approval) UnmarshalJSON(b []byte) error {
 	return a.decode(slices.Clone(b))
 }
@@ -368,7 +272,7 @@ func (a *Approval) UnmarshalJSON(b []byte) error {
 // decode reads an approval from b, which it keeps in Raw.
 func (a *Approval) decode(b []byte) error {
 	a.Raw = b
-	err := exactObject(b, func(key, v []byte) error {
+	err := checkedObject(b, func(key, v []byte) error {
 		switch string(key) {
 		case "tool":
 			a.Tool = json.RawMessage(v)
@@ -378,7 +282,7 @@ func (a *Approval) decode(b []byte) error {
 		return nil
 	})
 	a.ToolType = ""
-	_ = exactObject(a.Tool, func(key, v []byte) error { // a tool without a string type keeps ToolType empty
+	_ = checkedObject(a.Tool, func(key, v []byte) error { // a tool without a string type keeps ToolType empty
 		if string(key) == "type" {
 			return leaf(v, &a.ToolType)
 		}
@@ -387,19 +291,13 @@ func (a *Approval) decode(b []byte) error {
 	return lenient(err)
 }
 
-// AgentQueryResponse is the answer to AgentQuery: where the message was recorded.
+// AgentQueryResponse says where AgentQuery recorded the message.
 type AgentQueryResponse struct {
-	// MessageID identifies the recorded message.
-	MessageID string `json:"messageId"`
-	// ConversationID is the conversation the message was recorded in; check it against the
-	// one you meant.
-	ConversationID string `json:"conversationId"`
-	// VisitorID identifies the end user.
-	VisitorID string `json:"visitorId"`
-	// Status is the conversation's status.
-	Status ConversationStatus `json:"status"`
-	// Raw is the response object exactly as received.
-	Raw json.RawMessage `json:"-"`
+	MessageID      string             `json:"messageId"`
+	ConversationID string             `json:"conversationId"`
+	VisitorID      string             `json:"visitorId"`
+	Status         ConversationStatus `json:"status"`
+	Raw            json.RawMessage    `json:"-"`
 }
 
 // decodeOwned is UnmarshalJSON for a body the request path hands over: kept without a copy.
@@ -407,10 +305,19 @@ type AgentQueryResponse struct {
 // "conversationId". A field of an unexpected type is left zero (Raw keeps it), except the answer
 // itself: an answer that is not a string is an error, never an empty answer passed on to a user.
 func (r *QueryResponse) decodeOwned(b []byte) error {
-	err := exactObject(b, func(key, v []byte) error {
+	if err := checkJSON(b); err != nil {
+		return err
+	}
+	return r.decodeChecked(b)
+}
+
+// decodeChecked is decodeOwned for b already checked by json.Valid, such as a part of a
+// checked webhook body.
+func (r *QueryResponse) decodeChecked(b []byte) error {
+	err := checkedObject(b, func(key, v []byte) error {
 		switch string(key) {
 		case "answer":
-			if err := json.Unmarshal(v, &r.Answer); err != nil {
+			if err := stringValue(v, &r.Answer); err != nil {
 				return fmt.Errorf("the answer is not a string: %s", shorten(string(v), 100))
 			}
 		case "usage":
@@ -449,7 +356,7 @@ func (r *QueryResponse) decodeOwned(b []byte) error {
 
 // decode reads the usage from b; a usage that is not an object stays zero.
 func (u *Usage) decode(b []byte) error {
-	return lenient(exactObject(b, func(key, v []byte) error {
+	return lenient(checkedObject(b, func(key, v []byte) error {
 		switch string(key) {
 		case "completionTokens":
 			return leaf(v, &u.CompletionTokens)
@@ -494,18 +401,24 @@ func (r *AgentQueryResponse) UnmarshalJSON(b []byte) error {
 	return r.decodeOwned(slices.Clone(b))
 }
 
-// withExtra returns body (a JSON object) with the extra fields added. A key that names a field
-// of the request struct (set or not), or "streaming", is refused, so Extra can never silently
-// change a field the SDK models.
-func withExtra(body []byte, extra map[string]any, request reflect.Type) ([]byte, error) {
+// encodeBody encodes a request body in one pass: "streaming" when set, the struct's fields,
+// then the Extra fields before the object's closing brace. An Extra key that names a field of
+// the struct (set or not), or "streaming", is refused: Extra never changes a modelled field.
+func encodeBody(body requestBody, streaming bool) ([]byte, error) {
+	var v any = body
+	if streaming {
+		v = body.streaming()
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, fmt.Errorf("encode request: %w", err)
+	}
+	extra := body.extraFields()
 	if len(extra) == 0 {
-		return body, nil
+		return b, nil
 	}
-	var fields map[string]json.RawMessage
-	if err := json.Unmarshal(body, &fields); err != nil {
-		return nil, err
-	}
-	modeled := jsonNames(request)
+	modeled := jsonNames(reflect.TypeOf(body).Elem())
+	b = b[:len(b)-1] // the object holds "query" at least: a member follows with a comma
 	for _, k := range slices.Sorted(maps.Keys(extra)) {
 		if modeled[k] || k == "streaming" {
 			return nil, invalid("extra", "key %q is a field the SDK models; set the struct field instead", k)
@@ -514,9 +427,10 @@ func withExtra(body []byte, extra map[string]any, request reflect.Type) ([]byte,
 		if err != nil {
 			return nil, invalid("extra", "key %q: %v", k, err)
 		}
-		fields[k] = v
+		key, _ := json.Marshal(k) // a string always encodes
+		b = append(append(append(append(b, ','), key...), ':'), v...)
 	}
-	return json.Marshal(fields)
+	return append(b, '}'), nil
 }
 
 // jsonNames returns the JSON names of the fields of struct type t.
@@ -534,8 +448,8 @@ func jsonNames(t reflect.Type) map[string]bool {
 // The response types read their JSON as a JavaScript reader does: a key fills the field whose
 // JSON name it is exactly (encoding/json would also take "CONVERSATIONID" for "conversationId",
 // and the last of the two would win), and a later duplicate of the same key wins. exactObject
-// walks an object once, finding each member's key and the extent of its value; the values of
-// known keys are decoded by encoding/json, the others checked with json.Valid.
+// checks an object once with json.Valid, then walks it, finding each member's key and the
+// extent of its value; the values of known keys are decoded directly or by encoding/json.
 
 // errNotObject reports a value that should be a JSON object and is not; lenient drops it.
 var errNotObject = &json.UnmarshalTypeError{Value: "non-object", Type: reflect.TypeFor[map[string]any]()}
@@ -549,11 +463,27 @@ var errNotArray = &json.UnmarshalTypeError{Value: "non-array", Type: reflect.Typ
 // exactObject calls member for each member of the JSON object b, in order, with its key
 // (unescaped) and its raw value. b must be the object and nothing else but white space.
 func exactObject(b []byte, member func(key, value []byte) error) error {
+	if err := checkJSON(b); err != nil {
+		return err
+	}
+	return checkedObject(b, member)
+}
+
+// checkJSON returns encoding/json's syntax error, with its offset, for b that is not valid
+// JSON.
+func checkJSON(b []byte) error {
+	if json.Valid(b) {
+		return nil
+	}
+	var v struct{}
+	return json.Unmarshal(b, &v)
+}
+
+// checkedObject is exactObject for b already checked by json.Valid, such as a value inside a
+// checked object: its members are not checked again.
+func checkedObject(b []byte, member func(key, value []byte) error) error {
 	i := skipSpace(b, 0)
 	if i == len(b) || b[i] != '{' {
-		if !json.Valid(b) {
-			return errors.New("invalid JSON")
-		}
 		return errNotObject
 	}
 	i = skipSpace(b, i+1)
@@ -567,9 +497,6 @@ func exactObject(b []byte, member func(key, value []byte) error) error {
 		end, err := valueEnd(b, i)
 		if err != nil {
 			return err
-		}
-		if !json.Valid(b[i:end]) {
-			return syntaxError(b, i, "a JSON string")
 		}
 		key := b[i+1 : end-1]
 		if bytes.IndexByte(key, '\\') >= 0 || !utf8.Valid(key) {
@@ -588,9 +515,6 @@ func exactObject(b []byte, member func(key, value []byte) error) error {
 			return err
 		}
 		value := b[i:end]
-		if !json.Valid(value) {
-			return syntaxError(b, i, "a JSON value")
-		}
 		if err := member(key, value); err != nil {
 			return err
 		}
@@ -666,13 +590,37 @@ func leaf(b []byte, v any) error {
 	return lenient(json.Unmarshal(b, v))
 }
 
+// simpleString reports whether b, a value delimited by valueEnd, is a JSON string without
+// escapes or control characters.
+func simpleString(b []byte) bool {
+	if len(b) < 2 || b[0] != '"' || b[len(b)-1] != '"' {
+		return false
+	}
+	for _, c := range b[1 : len(b)-1] {
+		if c < 0x20 || c == '\\' {
+			return false
+		}
+	}
+	return true
+}
+
 // plainString returns the JSON string b when it has no escape and is valid UTF-8: its text is
 // then its bytes.
 func plainString(b []byte) (string, bool) {
-	if len(b) < 2 || b[0] != '"' || bytes.IndexByte(b, '\\') >= 0 || !utf8.Valid(b) {
+	if !simpleString(b) || !utf8.Valid(b) {
 		return "", false
 	}
 	return string(b[1 : len(b)-1]), true
+}
+
+// stringValue decodes the JSON string or null b (already checked) into *s; any other value is an
+// error.
+func stringValue(b []byte, s *string) error {
+	if p, ok := plainString(b); ok {
+		*s = p
+		return nil
+	}
+	return json.Unmarshal(b, s)
 }
 
 // valueEnd returns the end of the JSON value that starts at b[i]: after its closing quote or

@@ -9,77 +9,45 @@ import (
 	"time"
 )
 
-// Observer watches every call a Client sends, for tracing and metrics, without the SDK depending
-// on a telemetry library (package laburenotel builds OpenTelemetry spans and metrics on it). Any
-// of its functions may be nil. They run on the goroutine of the call (for a stream, on the one
-// that reads it, or on the one that calls Close), and must be quick and safe for concurrent use.
-// A call refused before anything was sent (a *ValidationError) is not observed.
+// Observer watches every call, for tracing and metrics (see laburenotel). Its funcs may be nil,
+// run on the call's goroutine, and must be quick and safe for concurrent use.
 type Observer struct {
-	// Start is called when a call begins. The context it returns, which must be ctx or derived
-	// from it, is the call's context from then on: the HTTP requests and the log records carry
-	// it, and Attempt and End receive it. A nil result keeps ctx.
-	Start func(ctx context.Context, call Call) context.Context
-	// Attempt is called after each HTTP attempt of a call, once its outcome is known.
-	Attempt func(ctx context.Context, call Call, a Attempt)
-	// End is called once when the call ends; for a stream, when the stream ends (its final
-	// event, a failure, or Close), not when its headers arrive.
-	End func(ctx context.Context, call Call, end CallEnd)
+	// Start is called when a call begins; the context it returns (ctx or derived from it; nil
+	// keeps ctx) carries the call's requests and log records and goes to Attempt and End.
+	Start   func(ctx context.Context, call Call) context.Context
+	Attempt func(ctx context.Context, call Call, a Attempt)   // after each HTTP attempt
+	End     func(ctx context.Context, call Call, end CallEnd) // once; for a stream, when it ends
 }
 
-// Call describes an observed call. It holds no message text and no credential.
+// Call describes an observed call, without message text or credential.
 type Call struct {
-	// Operation is the endpoint: "query" (Query, QueryStream, QueryAsync) or "query-agent"
-	// (AgentQuery, AgentQueryStream).
-	Operation string
-	// AgentID is the agent the call goes to.
-	AgentID string
-	// Stream is true for QueryStream and AgentQueryStream.
-	Stream bool
-	// Async is true for a query that carries a webhook URL (QueryAsync): its answer may come
-	// later, by webhook.
-	Async bool
-	// BaseURL is the API's base URL the call goes to.
-	BaseURL string
+	Operation string // "query" or "query-agent"
+	AgentID   string
+	Stream    bool // QueryStream, AgentQueryStream
+	Async     bool // a query with a webhook URL (QueryAsync)
+	BaseURL   string
 }
 
 // Attempt is the outcome of one HTTP attempt of a call.
 type Attempt struct {
-	// N is the attempt's number, from 1.
-	N int
-	// StatusCode is the response's HTTP status; 0 when no response arrived.
-	StatusCode int
-	// Err is the attempt's error: nil for a 2xx response, an *APIError for another status,
-	// or the transport's error.
-	Err error
-	// ErrorType classifies Err as CallEnd.ErrorType does; empty when Err is nil.
-	ErrorType string
-	// RetryWait is the wait before the next attempt; negative when no attempt follows.
-	RetryWait time.Duration
+	N          int           // from 1
+	StatusCode int           // 0 when no response arrived
+	Err        error         // nil for a 2xx, an *APIError for another status, or the transport's
+	ErrorType  string        // as CallEnd.ErrorType
+	RetryWait  time.Duration // before the next attempt; negative when none follows
 }
 
-// CallEnd is the result of an observed call.
+// CallEnd is the result of an observed call. ErrorType classifies Err in stable words: an
+// APIError's code or status, "truncated", "idle_timeout", "closed", "canceled", "timeout"...
 type CallEnd struct {
-	// Err is the call's error, which the error the caller gets is or wraps (for a stream, what
-	// Stream.Err returns); nil on success (for a stream, after [DONE]).
-	Err error
-	// ErrorType classifies Err in a few stable words: the code of an *APIError ("USAGE_LIMIT",
-	// also for an [ERROR] event) or its status when it has no code ("503"); for a stream that
-	// did not end with [DONE] or [ERROR]: "truncated", "idle_timeout", "closed" (Close before
-	// the end), "event_too_large"; "canceled" and "deadline_exceeded" when the context ended;
-	// "timeout" or "connection" for a transport failure; "_OTHER" otherwise. Empty on success.
-	ErrorType string
-	// Attempts is the number of HTTP attempts made.
-	Attempts int
-	// Duration is the time from Start to the end.
-	Duration time.Duration
-	// ConversationID and MessageID identify the answer (for QueryAsync, MessageID is the
-	// queued message's InputMessageID); empty when no response arrived.
-	ConversationID, MessageID string
-	// Usage is the usage the response reported; zero when it reported none.
-	Usage Usage
-	// TimeToFirstAnswer is, for a stream, the time from Start to its first answer event; zero
-	// when none arrived.
-	TimeToFirstAnswer time.Duration
+	Err               error  // what the caller gets (or wraps); nil on success
+	ErrorType         string // empty on success
+	Attempts          int
+	Duration          time.Duration // from Start
+	ConversationID    string        // empty when no response arrived
+	MessageID         string        // for a queued query, its InputMessageID
+	Usage             Usage
+	TimeToFirstAnswer time.Duration // a stream's first answer event, from Start; 0 without one
 }
 
 // WithObserver has o watch every call (it replaces an observer set before).
@@ -109,13 +77,14 @@ func startObservation(ctx context.Context, cfg *config, call Call) (context.Cont
 		return ctx, nil
 	}
 	call.BaseURL = cfg.baseURL
-	obs := &observation{o: cfg.observer, call: call, start: time.Now()}
+	obs := &observation{o: cfg.observer, call: call}
 	if obs.o.Start != nil {
 		if c := obs.o.Start(ctx, call); c != nil {
 			ctx = c
 		}
 	}
-	obs.ctx = ctx
+	// Timed from after Start, so that the durations fit inside a span that Start began.
+	obs.ctx, obs.start = ctx, time.Now()
 	return ctx, obs
 }
 
@@ -165,7 +134,7 @@ func (obs *observation) end(err error, res any) {
 }
 
 // observedCall is call with an observation around it.
-func (c *Client) observedCall(ctx context.Context, cfg *config, req request, out any) error {
+func (c *Client) observedCall(ctx context.Context, cfg *config, req request, out rawDecoder) error {
 	ctx, req.obs = startObservation(ctx, cfg, req.call)
 	err := c.call(ctx, cfg, req, out)
 	if err != nil {

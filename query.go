@@ -2,29 +2,33 @@ package laburen
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"math"
 	"net/mail"
 	"net/url"
-	"reflect"
 	"strconv"
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/laburen/laburen-go/internal/httpurl"
 )
 
-// Query sends a user's message to an agent and returns its whole answer. It is not retried once
-// the request has reached the server, since the server may already have stored (and billed) the
-// message. opts override the client's options for this call.
+// Query sends a user's message to an agent and returns its answer. It is not retried once the
+// server has the request. opts apply to this call only.
 func (c *Client) Query(ctx context.Context, agentID string, req QueryRequest, opts ...Option) (*QueryResponse, error) {
-	cfg, r, err := c.queryRequest(agentID, &req, false, opts)
+	return c.query(ctx, "query agent "+strconv.Quote(agentID), agentID, &req, opts)
+}
+
+// query sends a query that is not streamed: Query and QueryAsync.
+func (c *Client) query(ctx context.Context, op, agentID string, req *QueryRequest, opts []Option) (*QueryResponse, error) {
+	cfg, r, err := c.queryRequest(agentID, req, false, opts)
 	if err != nil {
-		return nil, opError("query agent "+strconv.Quote(agentID), err)
+		return nil, opError(op, err)
 	}
 	var res QueryResponse
 	if err := c.call(ctx, cfg, r, &res); err != nil {
-		return nil, opError("query agent "+strconv.Quote(agentID), err)
+		return nil, opError(op, err)
 	}
 	return &res, nil
 }
@@ -37,15 +41,30 @@ func (c *Client) queryRequest(agentID string, req *QueryRequest, streaming bool,
 // requestBody is the body of a call to an agent endpoint: QueryRequest or AgentQueryRequest.
 type requestBody interface {
 	validate() error
+	// streaming returns the body with "streaming": true ahead of its fields.
+	streaming() any
 	extraFields() map[string]any
+}
+
+func (r *QueryRequest) streaming() any {
+	return struct {
+		Streaming bool `json:"streaming"`
+		*QueryRequest
+	}{true, r}
+}
+
+func (r *AgentQueryRequest) streaming() any {
+	return struct {
+		Streaming bool `json:"streaming"`
+		*AgentQueryRequest
+	}{true, r}
 }
 
 func (r *QueryRequest) extraFields() map[string]any      { return r.Extra }
 func (r *AgentQueryRequest) extraFields() map[string]any { return r.Extra }
 
 // prepare is the one place where a call to an agent endpoint is checked and encoded: the call's
-// options, the agent ID, the body's own rules, then the JSON with "streaming" and the Extra
-// fields.
+// options, the agent ID, the body's own rules, then the JSON.
 func (c *Client) prepare(agentID, endpoint string, body requestBody, streaming bool, opts []Option) (*config, request, error) {
 	cfg, err := c.configFor(opts)
 	if err != nil {
@@ -60,14 +79,8 @@ func (c *Client) prepare(agentID, endpoint string, body requestBody, streaming b
 	if r, ok := body.(*AgentQueryRequest); ok && r.IsDraft && !cfg.auth.set() {
 		return nil, request{}, invalid("isDraft", "a draft needs an API key (WithAPIKey or LABUREN_API_KEY)")
 	}
-	b, err := json.Marshal(body)
+	b, err := encodeBody(body, streaming)
 	if err != nil {
-		return nil, request{}, fmt.Errorf("encode request: %w", err)
-	}
-	if streaming { // b is an object that holds at least "query"
-		b = append([]byte(`{"streaming":true,`), b[1:]...)
-	}
-	if b, err = withExtra(b, body.extraFields(), reflect.TypeOf(body).Elem()); err != nil {
 		return nil, request{}, err
 	}
 	call := Call{Operation: endpoint, AgentID: agentID, Stream: streaming}
@@ -196,9 +209,8 @@ func validateConversationID(id string) error {
 
 // validateHTTPURL checks that s is an absolute http or https URL.
 func validateHTTPURL(field, s string) error {
-	u, err := url.Parse(s)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Hostname() == "" {
-		return invalid(field, "%q is not an absolute http or https URL", s)
+	if _, err := httpurl.Parse(s); err != nil {
+		return invalid(field, "%v", err)
 	}
 	return nil
 }

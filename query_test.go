@@ -505,6 +505,7 @@ func TestResponseJSONStillChecked(t *testing.T) {
 	for _, body := range []string{
 		`{"answer":"x",}`, `{"answer" "x"}`, `{"answer":"x"}x`, `{"answer":"x"}}`, `{'answer':"x"}`,
 		`{"answer":"x","sources":[1,,2]}`, `{"usage":{"cost":01}}`, `{"answer":"x"`, `{"a":tru}`, `{"a":"\x"}`,
+		"{\"answer\":\"a\x01b\"}", // a raw control character in a string without escapes
 	} {
 		t.Run(body, func(t *testing.T) {
 			var r QueryResponse

@@ -20,49 +20,28 @@ import (
 // EventType is the type of a stream event: the name in its "event:" field.
 type EventType string
 
-// The event types of a streamed answer. Any other name is kept as it came; an event without a
-// name has the type EventMessage, as in a browser's EventSource.
+// The event types of a streamed answer; other names are kept as they came.
 const (
-	// EventAnswer carries a piece of the answer text, in StreamEvent.Text.
-	EventAnswer EventType = "answer"
-	// EventEndpointResponse carries the whole response object, parsed in StreamEvent.Response.
-	EventEndpointResponse EventType = "endpoint_response"
-	// EventToolCall carries a tool call as a JSON object, in StreamEvent.Data.
-	EventToolCall EventType = "tool_call"
-	// EventMessage is the type of an event sent without a name (other than the final [DONE] and
-	// [ERROR] events, which end the stream and are not shown as events).
-	EventMessage EventType = "message"
+	EventAnswer           EventType = "answer"            // a piece of the answer, in Text
+	EventEndpointResponse EventType = "endpoint_response" // the response object, in Response
+	EventToolCall         EventType = "tool_call"         // a JSON object, in Data
+	EventMessage          EventType = "message"           // an event without a name
 )
 
-// ErrStreamClosed is matched (errors.Is) by Err of a stream that Close ended before its end.
+// ErrStreamClosed matches Err of a stream that Close ended before its end.
 var ErrStreamClosed = errors.New("laburen: stream closed")
 
 // StreamEvent is one event of a streamed answer.
 type StreamEvent struct {
-	// Type is the event's name: EventAnswer, EventEndpointResponse, EventToolCall, EventMessage
-	// for an unnamed event, or any other name as it came.
-	Type EventType
-	// Text is the piece of answer text of an EventAnswer, decoded; empty for other types, so
-	// that printing Text of every event prints the answer.
-	Text string
-	// Response is the parsed response object of an EventEndpointResponse; nil for other types.
-	Response *QueryResponse
-	// Data is the event's payload, percent-decoded when the server percent-encoded it: the
-	// answer piece, or the JSON text of an endpoint_response or tool_call.
-	Data string
-	// Raw is the payload exactly as received.
-	Raw string
+	Type     EventType
+	Text     string         // an EventAnswer's text, decoded; empty for other types
+	Response *QueryResponse // an EventEndpointResponse's object; nil for other types
+	Data     string         // the payload, percent-decoded when it was encoded
+	Raw      string         // the payload as received
 }
 
-// QueryStream sends a user's message to an agent and streams the answer as it is generated
-// ("streaming": true). It returns once the response headers have arrived: an error status is
-// returned here as an *APIError, and retried like Query when it is safe to; nothing is retried
-// once the stream has begun. Read the events with Next and Current, the text with Text, or the
-// whole response with Final; always Close the stream. The context bounds the whole stream.
-//
-// A JSON response (a server that ignored "streaming") is shown as a finished stream: an
-// EventAnswer with the whole answer, then its EventEndpointResponse. A content type other than
-// text/event-stream or JSON is an error that names it and quotes the start of the body.
+// QueryStream streams an agent's answer. It returns when the headers arrive (an error status
+// as an *APIError); ctx bounds the whole stream. Always Close it.
 func (c *Client) QueryStream(ctx context.Context, agentID string, req QueryRequest, opts ...Option) (*Stream, error) {
 	op := "stream query agent " + strconv.Quote(agentID)
 	cfg, r, err := c.queryRequest(agentID, &req, true, opts)
@@ -72,9 +51,7 @@ func (c *Client) QueryStream(ctx context.Context, agentID string, req QueryReque
 	return c.openStream(ctx, op, cfg, r)
 }
 
-// AgentQueryStream records an agent-side message like AgentQuery and streams the server's
-// answer as QueryStream does. Its endpoint_response event describes the recorded message (its
-// IDs and the conversation's status), parsed into a QueryResponse; Data and Raw keep it as sent.
+// AgentQueryStream is AgentQuery with the reply streamed as in QueryStream.
 func (c *Client) AgentQueryStream(ctx context.Context, agentID string, req AgentQueryRequest, opts ...Option) (*Stream, error) {
 	op := "stream agent query to agent " + strconv.Quote(agentID)
 	cfg, r, err := c.agentQueryRequest(agentID, &req, true, opts)
@@ -105,18 +82,9 @@ func (c *Client) openStream(ctx context.Context, op string, cfg *config, r reque
 		return s, nil
 	case mediaType == "application/json" || strings.HasSuffix(mediaType, "+json"):
 		defer cancel(nil)
-		defer res.Body.Close()
-		body, err := readBody(res, cfg.maxEventSize, cfg.streamIdleTimeout)
-		if err != nil {
-			return nil, opError(op, fmt.Errorf("read JSON response (HTTP %d) to a streaming request: %w", res.StatusCode, err))
-		}
-		if len(body) > cfg.maxEventSize {
-			return nil, opError(op, fmt.Errorf("JSON response to a streaming request exceeds %d bytes (raise WithMaxEventSize)", cfg.maxEventSize))
-		}
 		var qr QueryResponse
-		if err := decodeOwnedJSON(body, &qr); err != nil {
-			return nil, opError(op, fmt.Errorf("decode JSON response (HTTP %d) to a streaming request: %w; body starts %q",
-				res.StatusCode, err, shorten(string(body), 200)))
+		if err := decodeResponse(res, cfg, &qr); err != nil {
+			return nil, opError(op, err)
 		}
 		return finishedStream(op, res.StatusCode, &qr), nil
 	default:
@@ -128,12 +96,8 @@ func (c *Client) openStream(ctx context.Context, op string, cfg *config, r reque
 	}
 }
 
-// Stream is a streamed answer. Next advances it one event at a time; Close releases it.
-//
-// Next, Current, Err, Answer, Response, Text and Final belong to one goroutine at a time (a Next
-// during another ends the stream with an error saying so). Close may be called from any
-// goroutine, any number of times, and ends a waiting Next at once. An ended stream lets go of
-// its connection and buffers by itself.
+// Stream is a streamed answer, read by one goroutine at a time; Close may be called from any.
+// An ended stream releases its connection by itself.
 type Stream struct {
 	op         string
 	path       string // the request's URL path and the response's headers, for an [ERROR] event
@@ -223,11 +187,8 @@ var (
 	errClosed         = &streamError{msg: "stream closed before its end", errs: []error{ErrStreamClosed}}
 )
 
-// Next advances to the next event and reports whether there is one; read it with Current.
-// Next returns false when the stream ends: after the final [DONE] event (Err is nil), or on
-// any failure, an [ERROR] event, a cut-off body, a cancelled context, the idle timeout or Close
-// (Err says which). Blocks with no data field, and the [DONE] and [ERROR] events, are not
-// shown as events.
+// Next advances to the next event (see Current). It returns false at the end: after [DONE],
+// or on a failure that Err reports.
 func (s *Stream) Next() bool {
 	if !s.reading.CompareAndSwap(false, true) {
 		if !s.closed.Load() {
@@ -401,7 +362,7 @@ func (s *Stream) release() {
 	})
 }
 
-// Current returns the event Next advanced to; once the stream has ended, the last one.
+// Current returns the event Next advanced to (after the end, the last one).
 func (s *Stream) Current() StreamEvent {
 	if text := s.answer.String()[s.piece[0]:s.piece[1]]; s.inPiece {
 		return StreamEvent{Type: EventAnswer, Text: text, Data: text, Raw: cmp.Or(s.raw, text)}
@@ -409,11 +370,8 @@ func (s *Stream) Current() StreamEvent {
 	return s.ev
 }
 
-// Err returns why the stream ended: nil while it runs and after [DONE]; an *APIError (matching
-// ErrUsageLimit and the other sentinels) after an [ERROR] event; an error matching
-// ErrStreamTruncated and io.ErrUnexpectedEOF when the body ended without either; the context's
-// error; an error naming WithStreamIdleTimeout, WithMaxEventSize or WithMaxAnswerSize; one
-// matching ErrStreamClosed after Close; or one saying that Next was called during another Next.
+// Err returns why the stream ended: nil while it runs and after [DONE], else an *APIError or an
+// error matching ErrStreamTruncated, ErrStreamClosed or ctx's.
 func (s *Stream) Err() error {
 	switch {
 	case s.concurrent.Load():
@@ -424,14 +382,13 @@ func (s *Stream) Err() error {
 	return s.err
 }
 
-// Answer returns the answer text joined from the EventAnswer events read so far.
+// Answer returns the answer text joined so far.
 func (s *Stream) Answer() string { return s.answer.String() }
 
-// Response returns the response object of the endpoint_response event, or nil before it.
+// Response returns the endpoint_response object, or nil before it.
 func (s *Stream) Response() *QueryResponse { return s.resp }
 
-// Close ends the stream and releases its connection. It may be called from any goroutine and
-// more than once; it ends a Next that is waiting for data. It always returns nil.
+// Close ends the stream and releases it, from any goroutine; it always returns nil.
 func (s *Stream) Close() error {
 	s.closed.Store(true)
 	s.obs.end(opError(s.op, errClosed), nil) // observe: closed before its end (after it, nothing)
@@ -442,9 +399,7 @@ func (s *Stream) Close() error {
 	return nil
 }
 
-// Text returns the answer as an iterator of text pieces, for a range loop. It reads the stream
-// to its end and closes it when the loop ends, also when the loop breaks early. When the
-// stream fails the last iteration yields ("", err); after [DONE] no error is yielded.
+// Text ranges over the answer's pieces, then closes the stream; a failure comes last as ("", err).
 func (s *Stream) Text() iter.Seq2[string, error] {
 	return func(yield func(string, error) bool) {
 		defer s.Close()
@@ -459,9 +414,7 @@ func (s *Stream) Text() iter.Seq2[string, error] {
 	}
 }
 
-// Final reads the stream to its end and returns the endpoint_response object, its Answer set
-// to the joined answer text when it has none (after [DONE] without endpoint_response, the
-// answer alone). When the stream fails, Final returns its error.
+// Final reads to the end and returns the endpoint_response, Answer set from the text if empty.
 func (s *Stream) Final() (*QueryResponse, error) {
 	for s.Next() {
 	}

@@ -673,7 +673,7 @@ func TestQueryStreamContentTypes(t *testing.T) {
 		{name: "JSON without an answer", contentType: "application/json; charset=utf-8", body: `{"messageId":"m9"}`,
 			events: []evt{{EventEndpointResponse, `{"messageId":"m9"}`}}, messageID: "m9"},
 		{name: "malformed JSON", contentType: "application/json", body: `{"answer":`,
-			err: []string{"decode JSON response (HTTP 200) to a streaming request", `body starts "{\"answer\":"`}},
+			err: []string{`decode response (HTTP 200, Content-Type "application/json")`, `body starts "{\"answer\":"`}},
 		{name: "HTML from a proxy", contentType: "text/html", body: "<html><body>Please log in</body></html>",
 			err: []string{`HTTP 200 with Content-Type "text/html" is not an event stream`, "Please log in"}},
 	}

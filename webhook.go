@@ -25,113 +25,43 @@ import (
 	"time"
 
 	"github.com/google/go-querystring/query"
+
+	"github.com/laburen/laburen-go/internal/httpurl"
 )
 
 // Conversational mode: an agent that has it on answers a query later, by a POST to the
 // query's webhookUrl. QueryAsync sends such a query; NewWebhookHandler (or ParseWebhook)
 // receives the answer; SignWebhookURL makes the URL that only Laburen can have been given.
 
+// Webhook names and limits.
+// Webhook names and limits.
 const (
-	// WebhookEventAgentResponse is the event Laburen sends with an agent's answer to a queued
-	// query. It is the only event the API documents.
-	WebhookEventAgentResponse = "agent.response"
-	// WebhookEventHeader is the request header that names a webhook's event.
-	WebhookEventHeader = "X-Laburen-Event"
-	// WebhookSignatureParam is the query parameter that carries the signature SignWebhookURL
-	// adds to a webhook URL. The caller's own parameters must not use this name.
-	WebhookSignatureParam = "laburen_sig"
-	// WebhookExpiryParam is the query parameter that carries the expiry ExpiresAt adds to a
-	// signed webhook URL, in Unix seconds. The caller's own parameters must not use this name.
-	WebhookExpiryParam = "laburen_exp"
-	// DefaultWebhookMaxBodySize is the largest webhook body accepted unless
-	// WithWebhookMaxBodySize sets another: 1 MiB.
-	DefaultWebhookMaxBodySize = 1 << 20
-	// MinWebhookSecretSize is the shortest secret SignWebhookURL and WithWebhookSecret accept,
-	// in bytes. Use 32 random bytes.
-	MinWebhookSecretSize = 16
+	WebhookEventAgentResponse = "agent.response"  // the only event the API documents
+	WebhookEventHeader        = "X-Laburen-Event" // the header that names a delivery's event
+	WebhookSignatureParam     = "laburen_sig"     // SignWebhookURL's signature parameter; reserved
+	WebhookExpiryParam        = "laburen_exp"     // ExpiresAt's parameter, in Unix seconds; reserved
+	DefaultWebhookMaxBodySize = 1 << 20           // unless WithWebhookMaxBodySize
+	MinWebhookSecretSize      = 16                // bytes; use 32 random bytes
 )
 
-// QueuedResponse is the server's reply to QueryAsync. Normally the query was queued: Status
-// is StatusQueued and the answer will arrive by webhook. When the agent does not have
-// conversational mode on, the server answers at once instead; the answer is then in Answer,
-// and nothing the server sent is lost.
-type QueuedResponse struct {
-	// Status is StatusQueued when the query was queued; otherwise the conversation's status
-	// after the immediate Answer.
-	Status ConversationStatus `json:"status"`
-	// ConversationID identifies the conversation; the webhook delivery carries it too.
-	ConversationID string `json:"conversationId"`
-	// VisitorID identifies the end user.
-	VisitorID string `json:"visitorId"`
-	// InputMessageID identifies the user's message that was queued.
-	InputMessageID string `json:"inputMessageId"`
-	// Message is the server's human-readable note on the queued query.
-	Message string `json:"message"`
-	// WebhookURL is the URL the answer will be POSTed to, as the server recorded it.
-	WebhookURL string `json:"webhookUrl"`
-	// Answer is the agent's answer when the server answered at once instead of queueing the
-	// query (conversational mode off for the agent); nil when the query was queued.
-	Answer *QueryResponse `json:"-"`
-	// Raw is the response object exactly as received.
-	Raw json.RawMessage `json:"-"`
-}
-
-// Queued reports whether the query was queued, its answer to come by webhook. It is false when
-// the server answered at once; the answer is then in Answer.
-func (q *QueuedResponse) Queued() bool { return q != nil && q.Answer == nil }
-
-// QueryAsync sends a query to an agent in conversational mode: the server queues it and POSTs
-// the answer later to req.WebhookURL, which is required (build it with SignWebhookURL; receive
-// the answer with NewWebhookHandler). If the agent answers at once instead, the answer is in the
-// result's Answer. Like Query it is not retried once the request has reached the server.
-func (c *Client) QueryAsync(ctx context.Context, agentID string, req QueryRequest, opts ...Option) (*QueuedResponse, error) {
+// QueryAsync sends a query whose answer comes by webhook to req.WebhookURL (required): the
+// reply is Queued, or is the answer when the agent answers at once.
+func (c *Client) QueryAsync(ctx context.Context, agentID string, req QueryRequest, opts ...Option) (*QueryResponse, error) {
 	op := "async query agent " + strconv.Quote(agentID)
 	if strings.TrimSpace(req.WebhookURL) == "" {
 		return nil, opError(op, invalid("webhookUrl", "is empty; QueryAsync needs the URL the answer is POSTed to (see SignWebhookURL)"))
 	}
-	cfg, r, err := c.queryRequest(agentID, &req, false, opts)
-	if err != nil {
-		return nil, opError(op, err)
-	}
-	// One decode covers both replies: QueryResponse has the queued fields too.
-	var res QueryResponse
-	if err := c.call(ctx, cfg, r, &res); err != nil {
-		return nil, opError(op, err)
-	}
-	q := &QueuedResponse{
-		Status:         res.Status,
-		ConversationID: res.ConversationID,
-		VisitorID:      res.VisitorID,
-		InputMessageID: res.InputMessageID,
-		Message:        res.Message,
-		WebhookURL:     res.WebhookURL,
-		Raw:            res.Raw,
-	}
-	if !res.Queued() {
-		q.Answer = &res
-	}
-	return q, nil
+	return c.query(ctx, op, agentID, &req, opts)
 }
 
-// Errors ParseWebhook returns, each matched with errors.Is. WebhookErrorStatus maps them to the
-// HTTP status NewWebhookHandler answers.
+// Errors of ParseWebhook, matched with errors.Is; WebhookErrorStatus gives their statuses.
 var (
-	// ErrWebhookMethod: the request is not a POST (405).
-	ErrWebhookMethod error = &webhookSentinel{"method not allowed"}
-	// ErrWebhookUnsigned: a secret is configured and the URL carries no signature (401).
-	ErrWebhookUnsigned error = &webhookSentinel{"URL not signed"}
-	// ErrWebhookBadSignature: a secret is configured and the URL's signature does not match
-	// its path and query under any of the secrets: it was altered, or signed with another
-	// secret (401).
-	ErrWebhookBadSignature error = &webhookSentinel{"bad signature"}
-	// ErrWebhookExpired: a secret is configured and the URL's signed expiry (ExpiresAt) has
-	// passed, beyond the tolerance of WithWebhookClockSkew (401).
-	ErrWebhookExpired error = &webhookSentinel{"URL expired"}
-	// ErrWebhookTooLarge: the body exceeds the size cap (413).
-	ErrWebhookTooLarge error = &webhookSentinel{"body too large"}
-	// ErrWebhookMalformed: the body is empty, not JSON, or an agent.response whose fields
-	// have the wrong types (400).
-	ErrWebhookMalformed error = &webhookSentinel{"malformed body"}
+	ErrWebhookMethod       error = &webhookSentinel{"method not allowed"} // not a POST (405)
+	ErrWebhookUnsigned     error = &webhookSentinel{"URL not signed"}     // with a secret: no signature (401)
+	ErrWebhookBadSignature error = &webhookSentinel{"bad signature"}      // altered, or another secret (401)
+	ErrWebhookExpired      error = &webhookSentinel{"URL expired"}        // past ExpiresAt and the clock skew (401)
+	ErrWebhookTooLarge     error = &webhookSentinel{"body too large"}     // over the size cap (413)
+	ErrWebhookMalformed    error = &webhookSentinel{"malformed body"}     // empty, not JSON, or mistyped (400)
 )
 
 // webhookSentinel is an ErrWebhook* error: what went wrong, in a few words.
@@ -164,9 +94,8 @@ func webhookErr(class error, cause error, format string, args ...any) error {
 	return &webhookError{text: text, class: class, cause: cause}
 }
 
-// WebhookErrorStatus returns the HTTP status NewWebhookHandler answers for an error returned by
-// ParseWebhook: 405, 401 (also for ErrWebhookExpired), 413 or 400 for the errors above, 500 for any other (such as a bad
-// option), and 200 for nil. Use it in a handler of your own built on ParseWebhook.
+// WebhookErrorStatus returns the status NewWebhookHandler answers for a ParseWebhook error (500
+// for other errors, 200 for nil).
 func WebhookErrorStatus(err error) int {
 	switch {
 	case err == nil:
@@ -183,37 +112,21 @@ func WebhookErrorStatus(err error) int {
 	return http.StatusInternalServerError
 }
 
-// WebhookEvent is one webhook delivery from Laburen.
+// WebhookEvent is one webhook delivery from Laburen; the fields after Name are agent.response's.
 type WebhookEvent struct {
-	// Name is the event, from the X-Laburen-Event header, such as WebhookEventAgentResponse.
-	// A delivery without the header whose body has the agent.response shape is taken as
-	// agent.response; any other is left unnamed.
-	Name string
-	// ConversationID is the conversation the answer belongs to (agent.response): the body's
-	// conversationId, or the agentResponse's when the body has none.
-	ConversationID string
-	// Messages is the answer split into chat messages, to send to the user in this order
-	// (agent.response).
-	Messages []WebhookMessage
-	// AgentResponse is the full answer, as Query returns it (agent.response); nil when the
-	// body has none.
-	AgentResponse *QueryResponse
-	// Params are the query parameters of the webhook URL, verified against the signature
-	// (which is removed, with the expiry): the values given to SignWebhookURL. Nil when no secret is
-	// configured, since unverified values cannot be trusted.
-	Params url.Values
-	// Header is the request's header.
-	Header http.Header
-	// Body is the request body exactly as received, for every event. It is valid JSON.
-	Body json.RawMessage
+	Name           string           // X-Laburen-Event, or agent.response for a body of its shape
+	ConversationID string           // the body's conversationId, else the agentResponse's
+	Messages       []WebhookMessage // the answer as chat messages, in order
+	AgentResponse  *QueryResponse   // the full answer; nil when the body has none
+	Params         url.Values       // the signed URL's parameters, verified; nil without a secret
+	Header         http.Header
+	Body           json.RawMessage // exactly as received; valid JSON
 }
 
 // WebhookMessage is one chat message of an agent's answer.
 type WebhookMessage struct {
-	// Text is the message's text.
-	Text string `json:"text"`
-	// Raw is the item exactly as received, with any field the SDK does not model.
-	Raw json.RawMessage `json:"-"`
+	Text string          `json:"text"`
+	Raw  json.RawMessage `json:"-"` // the item as received
 }
 
 // UnmarshalJSON decodes the message and keeps the raw item in Raw.
@@ -221,20 +134,26 @@ func (m *WebhookMessage) UnmarshalJSON(b []byte) error {
 	return m.decodeOwned(slices.Clone(b))
 }
 
-// decodeOwned is UnmarshalJSON for a part of a body the caller owns: kept without a copy.
+// decodeOwned is UnmarshalJSON for a part of a body the caller owns: kept without a copy. Keys
+// match exactly, as in QueryResponse; a text that is not a string is an error.
 func (m *WebhookMessage) decodeOwned(b []byte) error {
-	type plain WebhookMessage
-	if err := json.Unmarshal(b, (*plain)(m)); err != nil {
-		return err
+	if string(b) != "null" {
+		err := checkedObject(b, func(key, v []byte) error {
+			if string(key) == "text" {
+				return stringValue(v, &m.Text)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
 	}
-	m.Raw = b
+	m.Raw = b[:len(b):len(b)]
 	return nil
 }
 
-// DeliveryKey identifies the delivery for deduplication: 64 hex digits of a SHA-256 hash of the
-// verified Params, the event name, and the answer's messageId when the body has one (otherwise
-// the body). Two deliveries of the same answer on the same URL have the same key; the same
-// messageId posted on two differently signed URLs has two keys.
+// DeliveryKey identifies the delivery for deduplication: a SHA-256 of the verified Params, the
+// event and the answer's messageId (or the body).
 func (e *WebhookEvent) DeliveryKey() string {
 	h := sha256.New()
 	part := func(kind string, b []byte) {
@@ -253,8 +172,7 @@ func (e *WebhookEvent) DeliveryKey() string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
-// String describes the event briefly, without its body, header or parameters, so that logging
-// an event with %v prints neither messages nor anything a header may carry.
+// String describes the event without its body, header or parameters.
 func (e *WebhookEvent) String() string {
 	if e == nil {
 		return "laburen.WebhookEvent(nil)"
@@ -276,13 +194,10 @@ type webhookConfig struct {
 	skew      time.Duration
 }
 
-// WebhookOption configures ParseWebhook and NewWebhookHandler. It is not a client Option: the
-// receiving side has its own settings.
+// WebhookOption configures ParseWebhook and NewWebhookHandler.
 type WebhookOption func(*webhookConfig) error
 
-// WithWebhookSecret makes the receiver accept only URLs that SignWebhookURL signed with one of
-// the secrets, each at least MinWebhookSecretSize bytes (the option copies them). Pass the new
-// and the old secret to rotate.
+// WithWebhookSecret accepts URLs signed with one of secrets (two to rotate).
 func WithWebhookSecret(secrets ...[]byte) WebhookOption {
 	copies := make([][]byte, len(secrets))
 	for i, s := range secrets {
@@ -309,8 +224,7 @@ func checkSecret(s []byte) error {
 	return nil
 }
 
-// WithWebhookMaxBodySize caps the body a delivery may have (default DefaultWebhookMaxBodySize);
-// a larger one is refused with 413 without being read past the cap.
+// WithWebhookMaxBodySize caps a body (default DefaultWebhookMaxBodySize).
 func WithWebhookMaxBodySize(n int64) WebhookOption {
 	return func(c *webhookConfig) error {
 		if n < 1 {
@@ -321,8 +235,7 @@ func WithWebhookMaxBodySize(n int64) WebhookOption {
 	}
 }
 
-// WithWebhookDeduplicator makes NewWebhookHandler pass each delivery to fn only once: see
-// WebhookDeduplicator. A nil d turns deduplication off (the default). ParseWebhook ignores it.
+// WithWebhookDeduplicator has NewWebhookHandler call fn once per delivery.
 func WithWebhookDeduplicator(d WebhookDeduplicator) WebhookOption {
 	return func(c *webhookConfig) error {
 		c.dedup = d
@@ -330,10 +243,7 @@ func WithWebhookDeduplicator(d WebhookDeduplicator) WebhookOption {
 	}
 }
 
-// WithWebhookLogger sets where NewWebhookHandler logs refused deliveries (Warn), failed and
-// panicking handler functions (Error, with the stack of a panic) and duplicates (Debug). The
-// default is slog.Default() at the time of each log; a nil logger turns logging off. The URL's
-// query (which carries the signature) is never logged, only its path.
+// WithWebhookLogger sets the handler's logger (default slog.Default()).
 func WithWebhookLogger(l *slog.Logger) WebhookOption {
 	return func(c *webhookConfig) error {
 		c.logger = l
@@ -342,8 +252,7 @@ func WithWebhookLogger(l *slog.Logger) WebhookOption {
 	}
 }
 
-// WithWebhookClockSkew accepts a URL signed with ExpiresAt for d after its expiry, for a
-// signer whose clock runs behind the receiver's (default 0).
+// WithWebhookClockSkew accepts a signed URL for d past its expiry (default 0).
 func WithWebhookClockSkew(d time.Duration) WebhookOption {
 	return func(c *webhookConfig) error {
 		if d < 0 {
@@ -364,9 +273,8 @@ func newWebhookConfig(opts []WebhookOption) (*webhookConfig, error) {
 	return cfg, nil
 }
 
-// ParseWebhook reads and checks one webhook delivery as NewWebhookHandler does, and returns its
-// event. Its errors match the ErrWebhook* errors, and WebhookErrorStatus gives the status to
-// answer. It reads r.Body; the caller answers the request.
+// ParseWebhook reads and checks one delivery as NewWebhookHandler does; its errors match the
+// ErrWebhook* errors. The caller answers the request.
 func ParseWebhook(r *http.Request, opts ...WebhookOption) (*WebhookEvent, error) {
 	cfg, err := newWebhookConfig(opts)
 	if err != nil {
@@ -429,24 +337,9 @@ func readWebhookBody(r *http.Request, max int64) ([]byte, error) {
 	return body, nil
 }
 
-// bodySpan is a part of a webhook body, kept without a copy: the body belongs to the event.
-type bodySpan []byte
-
-func (s *bodySpan) UnmarshalJSON(b []byte) error {
-	*s = b[:len(b):len(b)]
-	return nil
-}
-
-// webhookBody is an agent.response body, split in one pass: a part present, even null, is
-// a non-nil span, which tells the shape.
-type webhookBody struct {
-	ConversationID string   `json:"conversationId"`
-	Messages       bodySpan `json:"messages"`
-	AgentResponse  bodySpan `json:"agentResponse"`
-}
-
-// decode checks the body and fills the fields of a known event. The body is split in one
-// pass; the messages and the answer are decoded from their spans, which their Raw fields keep.
+// decode checks the body and fills the fields of a known event. The body is walked once by
+// exactObject, keys matched exactly; the messages and the answer are decoded from their spans,
+// which their Raw fields keep.
 func (e *WebhookEvent) decode() error {
 	// JSON's white space only: bytes.TrimSpace would also drop a form feed or a no-break
 	// space, and accept a body that no JSON decoder reads.
@@ -461,60 +354,60 @@ func (e *WebhookEvent) decode() error {
 		}
 		return nil
 	}
-	var p webhookBody
-	err := json.Unmarshal(body, &p)
-	if _, syntax := err.(*json.SyntaxError); syntax {
+	// A part present, even null, is a non-nil span, which tells the shape.
+	var conversationID, messages, answer []byte
+	err := exactObject(body, func(key, v []byte) error {
+		switch string(key) {
+		case "conversationId":
+			conversationID = v
+		case "messages":
+			messages = v
+		case "agentResponse":
+			answer = v[:len(v):len(v)]
+		}
+		return nil
+	})
+	switch {
+	case err == errNotObject && known:
+		return webhookErr(ErrWebhookMalformed, nil, "%s body is not a JSON object", WebhookEventAgentResponse)
+	case err == errNotObject:
+		return nil // no header and not an object: an unnamed event
+	case err != nil:
 		return webhookErr(ErrWebhookMalformed, nil, "body is not JSON")
-	}
-	if !known && (body[0] != '{' || p.Messages == nil && p.AgentResponse == nil) {
+	case !known && messages == nil && answer == nil:
 		return nil // no header and not the agent.response shape: an unnamed event
 	}
 	e.Name = WebhookEventAgentResponse
-	if body[0] != '{' {
-		return webhookErr(ErrWebhookMalformed, nil, "%s body is not a JSON object", WebhookEventAgentResponse)
-	}
-	if err == nil {
-		err = p.decodeParts(e)
-	}
-	if err != nil {
+	if err := e.decodeParts(conversationID, messages, answer); err != nil {
 		return webhookErr(ErrWebhookMalformed, err, "decode %s", WebhookEventAgentResponse)
 	}
-	e.ConversationID = p.ConversationID
 	if e.ConversationID == "" && e.AgentResponse != nil {
 		e.ConversationID = e.AgentResponse.ConversationID
 	}
 	return nil
 }
 
-// decodeParts decodes the messages and the answer into e.
-func (p *webhookBody) decodeParts(e *WebhookEvent) error {
-	var items []bodySpan
-	if p.Messages != nil {
-		if err := json.Unmarshal(p.Messages, &items); err != nil {
+// decodeParts decodes the conversation, the messages and the answer into e.
+func (e *WebhookEvent) decodeParts(conversationID, messages, answer []byte) error {
+	if conversationID != nil {
+		if err := stringValue(conversationID, &e.ConversationID); err != nil {
 			return err
 		}
 	}
-	if items != nil {
-		e.Messages = make([]WebhookMessage, len(items))
-	}
-	for i, item := range items {
-		if err := e.Messages[i].decodeOwned(item); err != nil {
+	if messages != nil && string(messages) != "null" {
+		if err := decodeItems(messages, &e.Messages, (*WebhookMessage).decodeOwned); err != nil {
 			return err
 		}
 	}
-	if p.AgentResponse != nil && string(p.AgentResponse) != "null" {
+	if answer != nil && string(answer) != "null" {
 		e.AgentResponse = new(QueryResponse)
-		return e.AgentResponse.decodeOwned(p.AgentResponse)
+		return e.AgentResponse.decodeChecked(answer)
 	}
 	return nil
 }
 
-// SignWebhookURL returns base with params and a signature under secret added to its query: the
-// URL to pass as QueryRequest.WebhookURL, which a receiver with WithWebhookSecret(secret)
-// verifies. params is nil, a url.Values, a map[string]string, or a struct with `url` tags. A
-// short secret, a base that is not an absolute http or https URL or has a dot segment, and a
-// reserved or repeated parameter are refused with a *ValidationError. Keep the URL out of logs:
-// it is a credential.
+// SignWebhookURL adds params (url.Values, map[string]string or a struct with url tags) and a
+// signature under secret to base's query. Keep the URL out of logs: it is a credential.
 func SignWebhookURL(base string, params any, secret []byte, opts ...SignOption) (string, error) {
 	const op = "sign webhook URL"
 	if err := checkSecret(secret); err != nil {
@@ -527,16 +420,9 @@ func SignWebhookURL(base string, params any, secret []byte, opts ...SignOption) 
 	if sc.expiresSet && sc.expires.Unix() <= 0 {
 		return "", opError(op, invalid("ExpiresAt", "%v is not after 1970", sc.expires))
 	}
-	u, err := url.Parse(base)
+	u, err := httpurl.Parse(base)
 	if err != nil {
-		var uerr *url.Error
-		if errors.As(err, &uerr) {
-			err = uerr.Err // url.Error repeats the URL, which may hold a password
-		}
-		return "", opError(op, invalid("base", "is not a URL: %v", err))
-	}
-	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return "", opError(op, invalid("base", "%q is not an absolute http or https URL", u.Redacted()))
+		return "", opError(op, invalid("base", "%v", err))
 	}
 	if u.Fragment != "" || u.RawFragment != "" {
 		return "", opError(op, invalid("base", "%q has a fragment, which is never sent to the receiver", u.Redacted()))
@@ -601,9 +487,7 @@ type signConfig struct {
 	expiresSet bool
 }
 
-// ExpiresAt makes the signed URL expire at t (to the second): the expiry is part of the signed
-// query, and a receiver with WithWebhookSecret refuses the URL after it with 401
-// (ErrWebhookExpired). Choose t past the longest time Laburen may take to answer and redeliver.
+// ExpiresAt makes a signed URL expire at t; choose t past Laburen's longest redelivery.
 func ExpiresAt(t time.Time) SignOption {
 	return func(c *signConfig) { c.expires, c.expiresSet = t, true }
 }
@@ -738,16 +622,11 @@ func checkWebhookExpiry(values url.Values, skew time.Duration) error {
 // DedupStatus is the answer of WebhookDeduplicator.Claim.
 type DedupStatus int
 
-// The answers of WebhookDeduplicator.Claim. The zero value is none of them: a Claim that
-// returns it without an error is a bug the handler reports as a failure.
+// The answers of WebhookDeduplicator.Claim; the zero value is none of them.
 const (
-	// DedupClaimed: the key is new, or its last claim's lease ran out; the caller handles the
-	// delivery, then calls Done or Release with the claim's token.
-	DedupClaimed DedupStatus = iota + 1
-	// DedupDone: a delivery with this key was handled already.
-	DedupDone
-	// DedupInFlight: a delivery with this key is being handled right now.
-	DedupInFlight
+	DedupClaimed  DedupStatus = iota + 1 // new or lease ran out: handle it, then Done or Release
+	DedupDone                            // handled already
+	DedupInFlight                        // being handled right now
 )
 
 // String returns the status's name.
@@ -763,57 +642,42 @@ func (s DedupStatus) String() string {
 	return "DedupStatus(" + strconv.Itoa(int(s)) + ")"
 }
 
-// ErrDedupClaimLost is returned (wrapped) by WebhookDeduplicator.Done and Release when the
-// claim is no longer the caller's: its lease ran out and another delivery took the key over,
-// or it was released already.
+// ErrDedupClaimLost: Done or Release of a claim that is no longer the caller's.
 var ErrDedupClaimLost = errors.New("laburen: webhook deduplicator: claim lost")
 
-// DefaultDedupClaimTTL is the lease of a claim unless a deduplicator is given another: a
-// delivery whose handling outlives it may be handled a second time.
+// DefaultDedupClaimTTL is a claim's lease unless a deduplicator sets another.
 const DefaultDedupClaimTTL = time.Minute
 
-// WebhookDeduplicator remembers which deliveries were handled, so that NewWebhookHandler
-// passes each to its function once (WithWebhookDeduplicator). Keys come from
-// WebhookEvent.DeliveryKey. A claim is a lease with a token: Done and Release return
-// ErrDedupClaimLost once the claim is no longer the token's. Implementations must be safe for
-// concurrent use; MemoryDeduplicator serves one process.
+// WebhookDeduplicator remembers handled deliveries by DeliveryKey, for WithWebhookDeduplicator.
+// A claim is a lease with a token. Implementations must be safe for concurrent use.
 type WebhookDeduplicator interface {
-	// Claim claims key for a delivery about to be handled, unless it is done or claimed
-	// under a lease still running. With DedupClaimed it returns the claim's token, unique to
-	// this claim.
+	// Claim claims key unless it is done or under a running lease; DedupClaimed comes with a
+	// token unique to the claim.
 	Claim(ctx context.Context, key string) (DedupStatus, string, error)
-	// Done records that the delivery claimed under key with token was handled.
-	Done(ctx context.Context, key, token string) error
-	// Release drops the claim on key with token after the delivery failed, so that a
-	// redelivery is handled.
-	Release(ctx context.Context, key, token string) error
+	Done(ctx context.Context, key, token string) error    // the delivery was handled
+	Release(ctx context.Context, key, token string) error // it failed: a redelivery is handled
 }
 
 // DedupClaim is the claim on the delivery a handler's function is handling.
 type DedupClaim struct {
-	// Key is the delivery key (WebhookEvent.DeliveryKey).
-	Key string
-	// Token is the token Claim returned.
-	Token string
+	Key   string // WebhookEvent.DeliveryKey
+	Token string // from Claim
 }
 
 type dedupClaimKey struct{}
 
-// DedupClaimFromContext returns the claim on the delivery being handled, from the context
-// NewWebhookHandler passes to its function when it has a deduplicator. A store uses it to
-// record the delivery as done in the function's own transaction (laburenpg's DoneTx).
+// DedupClaimFromContext returns the claim on the delivery NewWebhookHandler is handling, for a
+// store that marks it done in the function's own transaction.
 func DedupClaimFromContext(ctx context.Context) (DedupClaim, bool) {
 	c, ok := ctx.Value(dedupClaimKey{}).(DedupClaim)
 	return c, ok
 }
 
-// DefaultDedupCapacity is the capacity NewMemoryDeduplicator uses when given none.
+// DefaultDedupCapacity is NewMemoryDeduplicator's capacity when given none.
 const DefaultDedupCapacity = 10000
 
-// MemoryDeduplicator is a WebhookDeduplicator for a single process. It remembers the keys of
-// the last capacity handled deliveries (the oldest is forgotten first) and every claim in
-// flight, each for its lease (DefaultDedupClaimTTL unless WithDedupClaimTTL). It is safe for
-// concurrent use.
+// MemoryDeduplicator is a WebhookDeduplicator for one process: it remembers the last capacity
+// handled keys and the claims in flight.
 type MemoryDeduplicator struct {
 	mu       sync.Mutex
 	capacity int
@@ -836,8 +700,7 @@ var _ WebhookDeduplicator = (*MemoryDeduplicator)(nil)
 // MemoryDedupOption configures NewMemoryDeduplicator.
 type MemoryDedupOption func(*MemoryDeduplicator)
 
-// WithDedupClaimTTL sets the lease of a MemoryDeduplicator's claims (DefaultDedupClaimTTL when
-// d < 1): how long a delivery may be handled before a redelivery may take it over.
+// WithDedupClaimTTL sets a MemoryDeduplicator's lease (default DefaultDedupClaimTTL).
 func WithDedupClaimTTL(d time.Duration) MemoryDedupOption {
 	return func(m *MemoryDeduplicator) {
 		if d > 0 {
@@ -846,9 +709,7 @@ func WithDedupClaimTTL(d time.Duration) MemoryDedupOption {
 	}
 }
 
-// NewMemoryDeduplicator returns a MemoryDeduplicator that remembers up to capacity handled
-// deliveries (DefaultDedupCapacity when capacity < 1). Choose it larger than the number of
-// answers that can arrive while Laburen may still redeliver one.
+// NewMemoryDeduplicator remembers up to capacity handled keys (DefaultDedupCapacity if < 1).
 func NewMemoryDeduplicator(capacity int, opts ...MemoryDedupOption) *MemoryDeduplicator {
 	if capacity < 1 {
 		capacity = DefaultDedupCapacity
@@ -865,7 +726,7 @@ func NewMemoryDeduplicator(capacity int, opts ...MemoryDedupOption) *MemoryDedup
 	return d
 }
 
-// Claim claims key unless it is done or claimed under a lease still running. It never fails.
+// Claim claims key unless it is done or under a running lease; it never fails.
 func (d *MemoryDeduplicator) Claim(_ context.Context, key string) (DedupStatus, string, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -891,8 +752,7 @@ func (d *MemoryDeduplicator) take(key, token string) error {
 	return nil
 }
 
-// Done records key as handled, forgetting the oldest handled key when full. It fails only with
-// ErrDedupClaimLost.
+// Done records key as handled; it fails only with ErrDedupClaimLost.
 func (d *MemoryDeduplicator) Done(_ context.Context, key, token string) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -917,11 +777,8 @@ func (d *MemoryDeduplicator) Release(_ context.Context, key, token string) error
 	return d.take(key, token)
 }
 
-// NewWebhookHandler returns an http.Handler that receives Laburen's webhook deliveries: it
-// checks each as ParseWebhook does and calls fn with the event and the request's context. It
-// answers 200 when fn returns nil, 500 when fn fails or panics, and WebhookErrorStatus's status
-// for a refused delivery. It gives itself 10 seconds to read a body. Return nil for events you
-// do not use, and keep fn short. It panics if fn is nil or an option is invalid.
+// NewWebhookHandler returns a handler that checks each delivery as ParseWebhook does and calls
+// fn: 200 when fn returns nil, 500 when it fails or panics. It panics on a nil fn or bad option.
 func NewWebhookHandler(fn func(context.Context, *WebhookEvent) error, opts ...WebhookOption) http.Handler {
 	if fn == nil {
 		panic("laburen: NewWebhookHandler: nil function")

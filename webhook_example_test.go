@@ -105,7 +105,7 @@ func ExampleClient_QueryAsync() {
 		log.Fatal(err)
 	}
 	if !q.Queued() { // conversational mode is off for this agent: it answered at once
-		fmt.Println(q.Answer.Answer)
+		fmt.Println(q.Answer)
 		return
 	}
 	fmt.Println(q.Status, q.ConversationID, q.InputMessageID)
@@ -161,7 +161,7 @@ func Example_conversationalMode() {
 		log.Fatal(err)
 	}
 	if !q.Queued() { // conversational mode is off for this agent: it answered at once
-		fmt.Println(q.Answer.Answer)
+		fmt.Println(q.Answer)
 		return
 	}
 	fmt.Println(q.Status, q.ConversationID, q.InputMessageID) // queued clconv1 msg_input123

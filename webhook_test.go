@@ -105,15 +105,13 @@ func TestQueryAsync(t *testing.T) {
 			assert.Equal(t, "visitor-abc123", q.VisitorID)
 			assert.JSONEq(t, tt.reply, string(q.Raw))
 			if tt.queued {
-				assert.Nil(t, q.Answer)
+				assert.Empty(t, q.Answer)
 				assert.Equal(t, "msg_input123", q.InputMessageID)
 				assert.Contains(t, q.Message, "queued")
 				assert.Equal(t, "https://your-server.com/webhook/laburen", q.WebhookURL)
 			} else {
-				require.NotNil(t, q.Answer)
-				assert.Equal(t, tt.answerText, q.Answer.Answer)
-				assert.Equal(t, "clmsg2", q.Answer.MessageID)
-				assert.False(t, q.Answer.Queued())
+				assert.Equal(t, tt.answerText, q.Answer)
+				assert.Equal(t, "clmsg2", q.MessageID)
 			}
 		})
 	}
@@ -260,6 +258,12 @@ func TestParseWebhookErrors(t *testing.T) {
 		}, nil, ErrWebhookMalformed, 400},
 		{"message text a number", func() *http.Request {
 			return whRequest(http.MethodPost, "/hook", "agent.response", `{"messages":[{"text":1}]}`)
+		}, nil, ErrWebhookMalformed, 400},
+		{"conversationId a number", func() *http.Request {
+			return whRequest(http.MethodPost, "/hook", "agent.response", `{"conversationId":7,"messages":[]}`)
+		}, nil, ErrWebhookMalformed, 400},
+		{"message not an object", func() *http.Request {
+			return whRequest(http.MethodPost, "/hook", "agent.response", `{"messages":["hi"]}`)
 		}, nil, ErrWebhookMalformed, 400},
 		{"answer a number", func() *http.Request {
 			return whRequest(http.MethodPost, "/hook", "agent.response", `{"agentResponse":{"answer":5}}`)
@@ -1176,6 +1180,24 @@ func TestDedupClaimFromContext(t *testing.T) {
 			assert.ErrorIs(t, d.Done(context.Background(), got.Key, got.Token), ErrDedupClaimLost, "the handler marked this very claim done")
 		}
 	}
+}
+
+// TestParseWebhookKeysMatchExactly: the body's keys are read as in the response types: a key
+// fills the field whose JSON name it is exactly, and a later duplicate wins.
+func TestParseWebhookKeysMatchExactly(t *testing.T) {
+	body := `{"ConversationId":"X","conversationId":"c3","Messages":[{"text":"no"}],` +
+		`"messages":[{"Text":"no","text":"a","text":"b"},null,{"te\u0078t":"c"}],"AgentResponse":{"answer":"no"}}`
+	ev, err := ParseWebhook(whRequest(http.MethodPost, "/hook", "agent.response", body))
+	require.NoError(t, err)
+	assert.Equal(t, "c3", ev.ConversationID)
+	require.Len(t, ev.Messages, 3)
+	assert.Equal(t, []string{"b", "", "c"}, []string{ev.Messages[0].Text, ev.Messages[1].Text, ev.Messages[2].Text})
+	assert.Equal(t, "null", string(ev.Messages[1].Raw))
+	assert.Nil(t, ev.AgentResponse, "AgentResponse is not agentResponse")
+
+	ev, err = ParseWebhook(whRequest(http.MethodPost, "/hook", "", `{"Messages":[],"AgentResponse":{}}`))
+	require.NoError(t, err)
+	assert.Empty(t, ev.Name, "not the agent.response shape")
 }
 
 // TestWebhookPartsShareTheBody: the body is decoded without copies: the Raw of each message

@@ -23,8 +23,8 @@ import (
 
 const (
 	agentID   = laburentest.DefaultAgentID
-	testQuery = "Where is my order 4471?"
-	answer    = "Your order 4471 left the warehouse today."
+	testQuery = "Where is my order QX4471?"
+	answer    = "Your order QX4471 left the warehouse today."
 )
 
 // traced is a fake server and a client traced into an in-memory recorder.
@@ -262,7 +262,7 @@ func TestSpansHoldNoSecretsOrText(t *testing.T) {
 		}
 	}
 	text := strings.Join(all, "\n")
-	for _, secret := range []string{laburentest.DefaultAPIKey, testQuery, "4471", answer, "warehouse"} {
+	for _, secret := range []string{laburentest.DefaultAPIKey, testQuery, "QX4471", answer, "warehouse"} {
 		assert.NotContains(t, text, secret)
 	}
 }

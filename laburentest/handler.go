@@ -16,6 +16,7 @@ import (
 	"strings"
 
 	"github.com/laburen/laburen-go"
+	"github.com/laburen/laburen-go/internal/httpurl"
 )
 
 // maxBody caps the request bodies the server reads.
@@ -180,7 +181,7 @@ func (s *Server) query(w http.ResponseWriter, r *http.Request, agentID string, a
 		return
 	}
 	if req.WebhookURL != "" {
-		if u, err := url.Parse(req.WebhookURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		if _, err := httpurl.Parse(req.WebhookURL); err != nil {
 			writeError(w, http.StatusBadRequest, "webhookUrl must be an absolute http or https URL")
 			return
 		}

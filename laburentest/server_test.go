@@ -398,7 +398,7 @@ func TestConversationalMode(t *testing.T) {
 	q, err = srv.Client().QueryAsync(context.Background(), laburentest.DefaultAgentID, laburen.QueryRequest{Query: "now", WebhookURL: hook})
 	require.NoError(t, err)
 	assert.False(t, q.Queued())
-	assert.Equal(t, "First part.\n\nSecond part.", q.Answer.Answer)
+	assert.Equal(t, "First part.\n\nSecond part.", q.Answer)
 	assert.Len(t, srv.Webhooks(), 3)
 }
 

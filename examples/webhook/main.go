@@ -146,7 +146,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	if !q.Queued() {
 		fmt.Fprintln(stderr, "the agent answered at once: its conversational mode is off")
-		fmt.Fprintln(stdout, q.Answer.Answer)
+		fmt.Fprintln(stdout, q.Answer)
 		return nil
 	}
 	fmt.Fprintf(stderr, "queued in conversation %s; waiting for the answer at %s\n", q.ConversationID, publicURL)
