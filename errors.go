@@ -368,9 +368,12 @@ type streamError struct {
 func (e *streamError) Error() string   { return e.msg }
 func (e *streamError) Unwrap() []error { return e.errs }
 
-// eventTooLargeError reports an event larger than WithMaxEventSize allows.
-type eventTooLargeError struct{ max int }
+// tooLargeError reports an event or an answer past the limit that option sets.
+type tooLargeError struct {
+	what, option string // "an event", "WithMaxEventSize"
+	max          int
+}
 
-func (e *eventTooLargeError) Error() string {
-	return fmt.Sprintf("an event is larger than %d bytes (raise the limit with WithMaxEventSize)", e.max)
+func (e *tooLargeError) Error() string {
+	return fmt.Sprintf("%s is larger than %d bytes (raise the limit with %s)", e.what, e.max, e.option)
 }

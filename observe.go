@@ -176,14 +176,16 @@ func errorType(err error) string {
 		}
 		return strconv.Itoa(apiErr.StatusCode)
 	}
-	var tooLarge *eventTooLargeError
+	var tooLarge *tooLargeError
 	var netErr net.Error
 	switch {
 	case errors.Is(err, errStreamIdle):
 		return "idle_timeout"
 	case errors.Is(err, ErrStreamClosed):
 		return "closed"
-	case errors.As(err, &tooLarge):
+	case errors.As(err, &tooLarge) && tooLarge.option == "WithMaxAnswerSize":
+		return "answer_too_large"
+	case tooLarge != nil:
 		return "event_too_large"
 	case errors.Is(err, ErrStreamTruncated):
 		return "truncated"

@@ -269,7 +269,7 @@ func (s *Stream) showAnswer(data []byte) bool {
 	start := s.answer.Len()
 	escapes, encoded := percentEncoded(data)
 	if len(data)-2*escapes > s.maxAnswer-start {
-		s.end(fmt.Errorf("the answer is longer than %d bytes (raise the limit with WithMaxAnswerSize)", s.maxAnswer))
+		s.end(&tooLargeError{what: "the answer", option: "WithMaxAnswerSize", max: s.maxAnswer})
 		return false
 	}
 	if !encoded {
@@ -325,7 +325,7 @@ func (s *Stream) failure(err error) error {
 	case s.idle != nil && context.Cause(s.ctx) == s.idleErr:
 		return s.idleErr
 	case err == eventstream.ErrTooLarge:
-		return &eventTooLargeError{max: s.maxEvent}
+		return &tooLargeError{what: "an event", option: "WithMaxEventSize", max: s.maxEvent}
 	}
 	read, pending := s.dec.Read()
 	errs := []error{ErrStreamTruncated, io.ErrUnexpectedEOF}

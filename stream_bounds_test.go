@@ -66,7 +66,7 @@ func TestStreamMaxAnswerSize(t *testing.T) {
 				return
 			}
 			require.Error(t, st.Err())
-			assert.Contains(t, st.Err().Error(), "the answer is longer than 10 bytes (raise the limit with WithMaxAnswerSize)")
+			assert.Contains(t, st.Err().Error(), "the answer is larger than 10 bytes (raise the limit with WithMaxAnswerSize)")
 			assert.NotErrorIs(t, st.Err(), ErrStreamTruncated)
 		})
 	}
