@@ -414,13 +414,13 @@ func (c *Client) send(ctx context.Context, cfg *config, req request) (*http.Resp
 			return nil, err
 		}
 		wait, ok := retryWait(cfg, attempt, err, apiErr)
+		wait = min(wait, maxRetryAfter)
+		if deadline, set := ctx.Deadline(); ok && set && apiErr != nil && time.Until(deadline) < wait {
+			ok = false // the wait cannot fit: report the response now, with its RetryAfter
+		}
 		if !ok {
 			req.obs.attempt(attempt, statusOf(apiErr), err, -1) // observe: not retried
 			return nil, err
-		}
-		wait = min(wait, maxRetryAfter)
-		if deadline, ok := ctx.Deadline(); ok && apiErr != nil && time.Until(deadline) < wait {
-			return nil, err // the wait cannot fit: report the response now, with its RetryAfter
 		}
 		req.obs.attempt(attempt, statusOf(apiErr), err, wait) // observe: retried after wait
 		pause := cfg.sleep
@@ -557,25 +557,33 @@ func (b hiddenBody) Read(p []byte) (int, error) { return b.read(p) }
 func (b hiddenBody) Close() error               { return b.close() }
 
 // readAPIError reads the start of an error response's body, closes it, and decodes the error.
-// Each wait for the body's bytes is bounded as in readBody, and an API key the server echoed is
-// replaced, in the body before the message is cut from it and in the decoded text.
+// Each wait for the body's bytes is bounded as in readBody. An API key the server echoed is
+// replaced before anything is decoded, also when it straddles the cap on what is read.
 func readAPIError(res *http.Response, cfg *config) *APIError {
-	body, _ := readBody(res, maxErrorBody-1, cfg.streamIdleTimeout)
+	key := cfg.key()
+	body, _ := readBody(res, maxErrorBody-1+len(key), cfg.streamIdleTimeout)
 	res.Body.Close()
-	key := strings.TrimPrefix(cfg.auth.value(), "Bearer ")
 	if key != "" {
 		body = bytes.ReplaceAll(body, []byte(key), []byte(redacted))
 	}
-	e := newAPIError(res.StatusCode, res.Header, body)
-	if key != "" {
-		e.Code = strings.ReplaceAll(e.Code, key, redacted)
-		e.Message = strings.ReplaceAll(e.Message, key, redacted)
-	}
+	e := newAPIError(res.StatusCode, res.Header, body[:min(len(body), maxErrorBody)])
+	e.Code, e.Message = cfg.redact(e.Code), cfg.redact(e.Message) // in case JSON escaped it
 	return e
 }
 
 // redacted stands for the API key wherever a server echoed it.
 const redacted = "[redacted]"
+
+// key is the configured API key; empty without one.
+func (c *config) key() string { return strings.TrimPrefix(c.auth.value(), "Bearer ") }
+
+// redact replaces the API key in s, text from the server that an error is about to show.
+func (c *config) redact(s string) string {
+	if key := c.key(); key != "" {
+		return strings.ReplaceAll(s, key, redacted)
+	}
+	return s
+}
 
 // retryWait decides whether a failed attempt is retried and after how long. A transport error
 // is retried only when the request certainly never reached the server; of the responses, only
@@ -673,7 +681,7 @@ func decodeResponse(res *http.Response, cfg *config, out rawDecoder) error {
 	}
 	if err := decodeOwnedJSON(body, out); err != nil {
 		return fmt.Errorf("decode response (HTTP %d, Content-Type %q): %w; body starts %q",
-			res.StatusCode, res.Header.Get("Content-Type"), err, shorten(string(body), 200))
+			res.StatusCode, res.Header.Get("Content-Type"), err, cfg.redact(shorten(string(body), 200)))
 	}
 	return nil
 }

@@ -2,6 +2,7 @@ package laburen
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -216,6 +217,57 @@ func TestEchoedKeyIsRedacted(t *testing.T) {
 	}
 }
 
+// TestEchoedKeyIsRedactedEverywhere: a key the server sends back is hidden wherever an error
+// shows server text: an [ERROR] event (its code and message, and the Observer's error type), the
+// start of a 200 body that is not an event stream or not JSON, an endpoint_response that does
+// not decode, and an error body whose cap cuts through the key.
+func TestEchoedKeyIsRedactedEverywhere(t *testing.T) {
+	key := strings.ReplaceAll(testKey, "-", "_") // a key that reads as an error code
+	tests := []struct {
+		name, contentType, body string
+		status                  int
+		stream                  bool
+	}{
+		{"[ERROR] code", "text/event-stream", "data: [ERROR]" + key + "\n\n", 200, true},
+		{"[ERROR] message", "text/event-stream", "data: [ERROR]bad key " + key + "\n\n", 200, true},
+		{"not an event stream", "text/plain", "your key " + key, 200, true},
+		{"bad endpoint_response", "text/event-stream", "event: endpoint_response\ndata: {" + key + "\n\n", 200, true},
+		{"not JSON", "text/plain", "your key " + key, 200, false},
+		{"key cut by the cap", "text/plain", strings.Repeat("x", maxErrorBody-9) + key, 401, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", tt.contentType)
+				w.WriteHeader(tt.status)
+				io.WriteString(w, tt.body)
+			}))
+			defer srv.Close()
+			var errorType string
+			c, err := NewClient(WithBaseURL(srv.URL), WithAPIKey(key), WithMaxRetries(0),
+				WithObserver(Observer{End: func(_ context.Context, _ Call, e CallEnd) { errorType = e.ErrorType }}))
+			require.NoError(t, err)
+			if tt.stream {
+				var st *Stream
+				if st, err = c.QueryStream(context.Background(), "a", QueryRequest{Query: "Hi"}); err == nil {
+					_, err = st.Final()
+				}
+			} else {
+				_, err = c.Query(context.Background(), "a", QueryRequest{Query: "Hi"})
+			}
+			require.Error(t, err)
+			shown := []string{err.Error(), errorType}
+			var apiErr *APIError
+			if errors.As(err, &apiErr) {
+				shown = append(shown, apiErr.Code, apiErr.Message, apiErr.Body)
+			}
+			for _, s := range shown {
+				assert.NotContains(t, s, key[:8])
+			}
+		})
+	}
+}
+
 // TestBaseURLUserInfoNeverShown: a base URL with user info is refused, and no part of the user
 // info appears in the error, even where a password holds characters that end the authority.
 func TestBaseURLUserInfoNeverShown(t *testing.T) {
@@ -248,11 +300,12 @@ func TestBaseURLUserInfoNeverShown(t *testing.T) {
 // deadline is returned at once, with its RetryAfter, instead of a deadline error after a wait.
 func TestRetryAfterPastTheDeadline(t *testing.T) {
 	srv, calls := retryServer(t, status(429, "Retry-After", "30"))
-	c, err := NewClient(WithBaseURL(srv.URL), WithAPIKey(testKey))
+	var attempts []Attempt
+	c, err := NewClient(WithBaseURL(srv.URL), WithAPIKey(testKey),
+		WithObserver(Observer{Attempt: func(_ context.Context, _ Call, a Attempt) { attempts = append(attempts, a) }}))
 	require.NoError(t, err)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
-	start := time.Now()
 	_, err = c.Query(ctx, "a", QueryRequest{Query: "Hi"})
 	var apiErr *APIError
 	require.ErrorAs(t, err, &apiErr)
@@ -261,7 +314,9 @@ func TestRetryAfterPastTheDeadline(t *testing.T) {
 	assert.Equal(t, 30*time.Second, apiErr.RetryAfter)
 	assert.Equal(t, int64(1), calls.Load())
 	assert.NoError(t, ctx.Err(), "returned before the deadline, without waiting")
-	assert.Less(t, time.Since(start), 900*time.Millisecond)
+	require.Len(t, attempts, 1, "the Observer sees the attempt")
+	assert.Equal(t, 429, attempts[0].StatusCode)
+	assert.Negative(t, attempts[0].RetryWait, "no attempt follows")
 }
 
 // TestQueryBodyIdleBound: a server that sends the headers and then stalls, or trickles the

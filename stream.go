@@ -92,7 +92,7 @@ func (c *Client) openStream(ctx context.Context, op string, cfg *config, r reque
 		defer res.Body.Close()
 		start, _ := io.ReadAll(io.LimitReader(res.Body, 200))
 		return nil, opError(op, fmt.Errorf("HTTP %d with Content-Type %q is not an event stream; body starts %q",
-			res.StatusCode, ct, shorten(string(start), 200)))
+			res.StatusCode, ct, cfg.redact(shorten(string(start), 200))))
 	}
 }
 
@@ -103,6 +103,7 @@ type Stream struct {
 	path       string // the request's URL path and the response's headers, for an [ERROR] event
 	header     http.Header
 	status     int
+	redact     func(string) string  // hides the API key in server text an error shows
 	obs        *observation         // told of the first answer event and of the end; nil when unobserved
 	once       sync.Once            // releases the connection
 	dec        *eventstream.Decoder // used by whoever holds reading
@@ -135,7 +136,7 @@ func newStream(parent, sctx context.Context, cancel context.CancelCauseFunc, op 
 	body = hideBody(body)
 	s := &Stream{op: op, status: status, parent: parent, ctx: sctx, cancel: cancel,
 		body: body, maxEvent: cfg.maxEventSize, maxAnswer: cmp.Or(cfg.maxAnswerSize, DefaultMaxAnswerSize),
-		afterDone: make(chan struct{})}
+		afterDone: make(chan struct{}), redact: cfg.redact}
 	var read io.Reader = body
 	drain := drainTimeout
 	if d := cfg.streamIdleTimeout; d > 0 {
@@ -252,7 +253,7 @@ func (s *Stream) show(typ, data []byte) bool {
 	case ev.Type == EventEndpointResponse:
 		var res QueryResponse
 		if err := decodeOwnedJSON([]byte(ev.Data), &res); err != nil {
-			s.end(fmt.Errorf("decode endpoint_response event: %w; data starts %q", err, shorten(ev.Data, 200)))
+			s.end(fmt.Errorf("decode endpoint_response event: %w; data starts %q", err, s.redact(shorten(ev.Data, 200))))
 			return false
 		}
 		s.resp, ev.Response = &res, &res
@@ -301,6 +302,7 @@ func (s *Stream) drain() {
 
 // inBandError is the *APIError of an "[ERROR]..." event.
 func (s *Stream) inBandError(msg, raw string) error {
+	msg, raw = s.redact(msg), s.redact(raw)
 	e := &APIError{StatusCode: s.status, Body: raw, Method: http.MethodPost, Path: s.path,
 		RequestID: requestID(s.header), Header: s.header, inStream: true, hint: "sent as an [ERROR] event in the stream"}
 	e.Code, e.Message = splitText(oneLine(msg, maxErrorMessage))
