@@ -587,14 +587,13 @@ func (c *config) redact(s string) string {
 
 // retryWait decides whether a failed attempt is retried and after how long. A transport error
 // is retried only when the request certainly never reached the server; of the responses, only
-// 429, 502, 503 and 504 are.
+// 429 and 503 are: a proxy's 502 or 504 may come after the server took the message.
 func retryWait(cfg *config, attempt int, err error, apiErr *APIError) (time.Duration, bool) {
 	switch {
 	case apiErr == nil && !neverSent(err):
 		return 0, false
 	case apiErr == nil:
-	case apiErr.StatusCode == http.StatusTooManyRequests, apiErr.StatusCode == http.StatusBadGateway,
-		apiErr.StatusCode == http.StatusServiceUnavailable, apiErr.StatusCode == http.StatusGatewayTimeout:
+	case apiErr.StatusCode == http.StatusTooManyRequests, apiErr.StatusCode == http.StatusServiceUnavailable:
 		if apiErr.RetryAfter > maxRetryAfter {
 			return 0, false // the server asks for more than we will wait: report it now
 		}

@@ -290,8 +290,10 @@ func TestRetries(t *testing.T) {
 				assert.InDelta(t, float64(DefaultRetryDelay), float64(w[0]), float64(DefaultRetryDelay)/4)
 				assert.LessOrEqual(t, w[0], DefaultRetryDelay)
 			}},
-		{name: "429 502 504 then success", script: []func(http.ResponseWriter){status(429), status(502), status(504)},
-			opts: []Option{WithMaxRetries(3)}, wantCalls: 4},
+		{name: "429 503 then success", script: []func(http.ResponseWriter){status(429), status(503)},
+			opts: []Option{WithMaxRetries(3)}, wantCalls: 3},
+		{name: "502 is never retried", script: []func(http.ResponseWriter){status(502)}, wantCalls: 1, wantErr: ErrServer},
+		{name: "504 is never retried", script: []func(http.ResponseWriter){status(504)}, wantCalls: 1, wantErr: ErrServer},
 		{name: "retries are spent", script: []func(http.ResponseWriter){status(503), status(503), status(503), status(503)},
 			wantCalls: 3, wantErr: ErrServer,
 			checkWaits: func(t *testing.T, w []time.Duration) {
