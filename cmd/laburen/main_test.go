@@ -734,7 +734,7 @@ func TestWebhookSendUsage(t *testing.T) {
 		stderr string
 	}{
 		{"no url", nil, "-url is required"},
-		{"relative url", []string{"-url", "/hook"}, "-url must be an absolute http or https URL"},
+		{"relative url", []string{"-url", "/hook"}, `-url "/hook" is not an absolute http or https URL`},
 		{"short secret", []string{"-url", "http://127.0.0.1:1/hook", "-secret", "short"}, "invalid secret"},
 		{"no deliveries", []string{"-url", "http://127.0.0.1:1/hook", "-times", "0"}, "-times must be at least 1"},
 	}

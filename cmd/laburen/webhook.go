@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/laburen/laburen-go"
+	"github.com/laburen/laburen-go/internal/httpurl"
 )
 
 // webhook dispatches "webhook sign" and "webhook send".
@@ -95,12 +96,12 @@ func (cl *cli) webhookSend(ctx context.Context, args []string) error {
 	if err := fs.parse(args, 0, 0); err != nil {
 		return err
 	}
-	u, err := url.Parse(*target)
+	u, err := httpurl.Parse(*target)
 	switch {
 	case *target == "":
 		return fs.fail("-url is required")
-	case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
-		return fs.fail("-url must be an absolute http or https URL")
+	case err != nil:
+		return fs.fail("-url %v", err)
 	case *times < 1:
 		return fs.fail("-times must be at least 1")
 	}
