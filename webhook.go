@@ -121,6 +121,8 @@ type WebhookEvent struct {
 	Params         url.Values       // the signed URL's parameters, verified; nil without a secret
 	Header         http.Header
 	Body           json.RawMessage // exactly as received; valid JSON
+
+	path string // the signed URL's path, verified; empty without a secret
 }
 
 // WebhookMessage is one chat message of an agent's answer.
@@ -152,8 +154,8 @@ func (m *WebhookMessage) decodeOwned(b []byte) error {
 	return nil
 }
 
-// DeliveryKey identifies the delivery for deduplication: a SHA-256 of the verified Params, the
-// event and the answer's messageId (or the body).
+// DeliveryKey identifies the delivery for deduplication: a SHA-256 of the signed URL's verified
+// path and Params, the event and the answer's messageId (or the body).
 func (e *WebhookEvent) DeliveryKey() string {
 	h := sha256.New()
 	part := func(kind string, b []byte) {
@@ -162,6 +164,7 @@ func (e *WebhookEvent) DeliveryKey() string {
 		h.Write(n[:binary.PutUvarint(n[:], uint64(len(b)))])
 		h.Write(b)
 	}
+	part("path", []byte(e.path))
 	part("params", []byte(e.Params.Encode()))
 	part("event", []byte(e.Name))
 	if e.AgentResponse != nil && e.AgentResponse.MessageID != "" {
@@ -288,12 +291,13 @@ func parseWebhook(r *http.Request, cfg *webhookConfig) (*WebhookEvent, error) {
 		return nil, webhookErr(ErrWebhookMethod, nil, "%s (Laburen sends POST)", r.Method)
 	}
 	var params url.Values
+	var path string
 	if len(cfg.secrets) > 0 {
-		p, err := verifyWebhookURL(r, cfg.secrets, cfg.skew)
+		p, signedPath, err := verifyWebhookURL(r, cfg.secrets, cfg.skew)
 		if err != nil {
 			return nil, err
 		}
-		params = p
+		params, path = p, signedPath
 	}
 	body, err := readWebhookBody(r, cfg.maxBody)
 	if err != nil {
@@ -304,6 +308,7 @@ func parseWebhook(r *http.Request, cfg *webhookConfig) (*WebhookEvent, error) {
 		Params: params,
 		Header: r.Header,
 		Body:   body,
+		path:   path,
 	}
 	if err := ev.decode(); err != nil {
 		return nil, err
@@ -569,32 +574,32 @@ func requestTarget(r *http.Request) (path, rawQuery string) {
 
 // verifyWebhookURL checks the signature of the request's URL under any of secrets, then its
 // expiry (with skew of tolerance), and returns the verified query parameters without the
-// signature and the expiry.
-func verifyWebhookURL(r *http.Request, secrets [][]byte, skew time.Duration) (url.Values, error) {
+// signature and the expiry, and the signed path.
+func verifyWebhookURL(r *http.Request, secrets [][]byte, skew time.Duration) (url.Values, string, error) {
 	path, rawQuery := requestTarget(r)
 	values, perr := url.ParseQuery(rawQuery)
 	sigs, signed := values[WebhookSignatureParam]
 	switch {
 	case !signed:
-		return nil, webhookErr(ErrWebhookUnsigned, nil, "the URL has no %s parameter", WebhookSignatureParam)
+		return nil, "", webhookErr(ErrWebhookUnsigned, nil, "the URL has no %s parameter", WebhookSignatureParam)
 	case perr != nil:
-		return nil, webhookErr(ErrWebhookBadSignature, nil, "the URL's query does not parse")
+		return nil, "", webhookErr(ErrWebhookBadSignature, nil, "the URL's query does not parse")
 	case len(sigs) != 1:
-		return nil, webhookErr(ErrWebhookBadSignature, nil, "the URL has %d %s parameters", len(sigs), WebhookSignatureParam)
+		return nil, "", webhookErr(ErrWebhookBadSignature, nil, "the URL has %d %s parameters", len(sigs), WebhookSignatureParam)
 	}
 	got, err := base64.RawURLEncoding.Strict().DecodeString(sigs[0])
 	if err != nil || len(got) != sha256.Size {
-		return nil, webhookErr(ErrWebhookBadSignature, nil, "the signature is not an encoded HMAC-SHA256")
+		return nil, "", webhookErr(ErrWebhookBadSignature, nil, "the signature is not an encoded HMAC-SHA256")
 	}
 	delete(values, WebhookSignatureParam)
 	canonical := values.Encode()
 	path = canonicalPath(path)
 	for _, secret := range secrets {
 		if hmac.Equal(got, webhookMAC(secret, path, canonical)) {
-			return values, checkWebhookExpiry(values, skew)
+			return values, path, checkWebhookExpiry(values, skew)
 		}
 	}
-	return nil, webhookErr(ErrWebhookBadSignature, nil, "it does not match the URL's path and query under any configured secret")
+	return nil, "", webhookErr(ErrWebhookBadSignature, nil, "it does not match the URL's path and query under any configured secret")
 }
 
 // checkWebhookExpiry refuses verified values whose expiry passed more than skew ago, and

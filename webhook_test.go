@@ -876,6 +876,13 @@ func TestDeliveryKey(t *testing.T) {
 	tenantA2 := parse("agent.response", signed("a"), `{"agentResponse":{"messageId":"m1"},"messages":[]}`)
 	tenantB := parse("agent.response", signed("b"), `{"agentResponse":{"messageId":"m1"}}`)
 	huge := parse("agent.response", "/hook", `{"agentResponse":{"messageId":"`+strings.Repeat("x", 1<<19)+`"}}`)
+	atPath := func(path string) *WebhookEvent {
+		s, err := SignWebhookURL("https://hooks.example.com"+path, nil, whSecret)
+		require.NoError(t, err)
+		u, err := url.Parse(s)
+		require.NoError(t, err)
+		return parse("agent.response", u.RequestURI(), `{"agentResponse":{"messageId":"m1"}}`)
+	}
 
 	assert.Equal(t, a.DeliveryKey(), b.DeliveryKey(), "the messageId decides")
 	assert.NotEqual(t, a.DeliveryKey(), c.DeliveryKey())
@@ -885,6 +892,8 @@ func TestDeliveryKey(t *testing.T) {
 	assert.Equal(t, tenantA.DeliveryKey(), tenantA2.DeliveryKey())
 	assert.NotEqual(t, tenantA.DeliveryKey(), tenantB.DeliveryKey(), "the signed parameters count")
 	assert.NotEqual(t, a.DeliveryKey(), tenantA.DeliveryKey())
+	assert.Equal(t, atPath("/hooks/a").DeliveryKey(), atPath("/hooks/a").DeliveryKey())
+	assert.NotEqual(t, atPath("/hooks/a").DeliveryKey(), atPath("/hooks/b").DeliveryKey(), "the signed path counts")
 	for _, ev := range []*WebhookEvent{a, noID1, other, tenantA, huge} {
 		assert.Regexp(t, "^[0-9a-f]{64}$", ev.DeliveryKey(), "a key of fixed size")
 	}

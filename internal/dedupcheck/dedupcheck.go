@@ -57,7 +57,12 @@ var nonce = crand.Text()
 type delivery struct{ target, body string }
 
 func newDelivery(t *testing.T, tenant, messageID string) delivery {
-	signed, err := laburen.SignWebhookURL("https://hooks.example.com/hook", url.Values{"tenant": {tenant}}, secret)
+	return deliveryTo(t, "https://hooks.example.com/hook", url.Values{"tenant": {tenant}}, messageID)
+}
+
+// deliveryTo is newDelivery to the URL rawURL signed with params.
+func deliveryTo(t *testing.T, rawURL string, params url.Values, messageID string) delivery {
+	signed, err := laburen.SignWebhookURL(rawURL, params, secret)
 	require.NoError(t, err)
 	u, err := url.Parse(signed)
 	require.NoError(t, err)
@@ -294,6 +299,12 @@ func testKeys(t *testing.T, s Store) {
 	require.Equal(t, http.StatusOK, post(h, newDelivery(t, "tenant-b", same)))
 	require.Equal(t, http.StatusOK, post(h, newDelivery(t, "tenant-a", same)))
 	assert.Equal(t, int32(3), calls.Load(), "one messageId on two signed URLs is two deliveries, each once")
+
+	other := id(t, 2)
+	for _, path := range []string{"/hooks/tenant-a", "/hooks/tenant-b", "/hooks/tenant-a"} {
+		require.Equal(t, http.StatusOK, post(h, deliveryTo(t, "https://hooks.example.com"+path, nil, other)))
+	}
+	assert.Equal(t, int32(5), calls.Load(), "one messageId on two signed paths is two deliveries, each once")
 }
 
 // testGoexit: a function that calls runtime.Goexit leaves no claim behind.
