@@ -705,7 +705,7 @@ var _ WebhookDeduplicator = (*MemoryDeduplicator)(nil)
 // MemoryDedupOption configures NewMemoryDeduplicator.
 type MemoryDedupOption func(*MemoryDeduplicator)
 
-// WithDedupClaimTTL sets a MemoryDeduplicator's lease (default DefaultDedupClaimTTL).
+// WithDedupClaimTTL sets a MemoryDeduplicator's lease (DefaultDedupClaimTTL when d <= 0).
 func WithDedupClaimTTL(d time.Duration) MemoryDedupOption {
 	return func(m *MemoryDeduplicator) {
 		if d > 0 {

@@ -38,8 +38,8 @@ const pruneBatch = 1000
 // Deduplicator is a laburen.WebhookDeduplicator on a PostgreSQL table with a row per delivery
 // key: its claim's token, whether it is done, and when the row expires (the end of the claim's
 // lease, or of the done TTL). Expired rows are taken over by the next claim of their key and
-// pruned in batches by Done, at most once per done TTL (or minute). It is safe for concurrent
-// use.
+// pruned in batches by Done, at most once per done TTL (or minute) unless a batch was full. It
+// is safe for concurrent use.
 type Deduplicator struct {
 	pool     *pgxpool.Pool
 	table    string
@@ -63,31 +63,29 @@ func WithTable(name string) Option { return func(d *Deduplicator) { d.table = na
 
 // WithClaimTTL sets the lease of a claim (laburen.DefaultDedupClaimTTL by default): a replica
 // that died or hung while handling a delivery frees it after d. Choose d longer than the
-// handler's function ever runs. Durations under a millisecond are ignored.
+// handler's function ever runs. New refuses a d under a millisecond.
 func WithClaimTTL(d time.Duration) Option {
-	return func(x *Deduplicator) {
-		if d >= time.Millisecond {
-			x.claimTTL = d
-		}
-	}
+	return func(x *Deduplicator) { x.claimTTL = d }
 }
 
 // WithDoneTTL sets how long a handled delivery is remembered (DefaultDoneTTL by default):
-// longer than Laburen may redeliver it. Durations under a millisecond are ignored.
+// longer than Laburen may redeliver it. New refuses a d under a millisecond.
 func WithDoneTTL(d time.Duration) Option {
-	return func(x *Deduplicator) {
-		if d >= time.Millisecond {
-			x.doneTTL = d
-		}
-	}
+	return func(x *Deduplicator) { x.doneTTL = d }
 }
 
-// New returns a Deduplicator on pool, creating its table (and an index on its expiry) when
-// they are missing.
+// New returns a Deduplicator on pool, creating its table (and an index on its expiry) when the
+// table is missing.
 func New(ctx context.Context, pool *pgxpool.Pool, opts ...Option) (*Deduplicator, error) {
 	d := &Deduplicator{pool: pool, table: DefaultTable, claimTTL: laburen.DefaultDedupClaimTTL, doneTTL: DefaultDoneTTL}
 	for _, opt := range opts {
 		opt(d)
+	}
+	switch {
+	case d.claimTTL < time.Millisecond:
+		return nil, fmt.Errorf("laburenpg: WithClaimTTL(%v): a lease is at least 1ms", d.claimTTL)
+	case d.doneTTL < time.Millisecond:
+		return nil, fmt.Errorf("laburenpg: WithDoneTTL(%v): a done TTL is at least 1ms", d.doneTTL)
 	}
 	parts := strings.Split(d.table, ".")
 	for _, p := range parts {
@@ -95,8 +93,12 @@ func New(ctx context.Context, pool *pgxpool.Pool, opts ...Option) (*Deduplicator
 			return nil, fmt.Errorf("laburenpg: table name %q is not a name or schema.name", d.table)
 		}
 	}
+	// PostgreSQL cuts names at 63 bytes; the index's name is the table's and "_expires_at".
+	index := parts[len(parts)-1] + "_expires_at"
+	if len(index) > 63 {
+		return nil, fmt.Errorf("laburenpg: table name %q: a table's name is at most %d bytes here, so that its index's name, %q, fits PostgreSQL's 63", d.table, 63-len("_expires_at"), index)
+	}
 	t := pgx.Identifier(parts).Sanitize()
-	index := pgx.Identifier{parts[len(parts)-1] + "_expires_at"}.Sanitize()
 	d.claimSQL = `WITH claimed AS (
 	INSERT INTO ` + t + ` AS t (key, token, done, expires_at)
 	VALUES ($1, $2, false, now() + $3 * interval '1 millisecond')
@@ -106,10 +108,17 @@ func New(ctx context.Context, pool *pgxpool.Pool, opts ...Option) (*Deduplicator
 SELECT EXISTS (SELECT FROM claimed), coalesce((SELECT done FROM ` + t + ` WHERE key = $1), false)`
 	d.doneSQL = `UPDATE ` + t + ` SET done = true, expires_at = now() + $3 * interval '1 millisecond' WHERE key = $1 AND token = $2`
 	d.releaseSQL = `DELETE FROM ` + t + ` WHERE key = $1 AND token = $2 AND NOT done`
-	d.pruneSQL = `DELETE FROM ` + t + ` WHERE key IN (SELECT key FROM ` + t + ` WHERE expires_at < now() LIMIT ` + fmt.Sprint(pruneBatch) + `)`
+	// The outer expires_at check holds when the DELETE waited for a row that a claim took
+	// over meanwhile: PostgreSQL re-checks the row against the outer condition only.
+	d.pruneSQL = `DELETE FROM ` + t + ` WHERE key IN (SELECT key FROM ` + t + ` WHERE expires_at < now() LIMIT ` + fmt.Sprint(pruneBatch) + `) AND expires_at < now()`
 
-	// Replicas that start together create the table one at a time.
+	// A table that exists is used as it is, so that a role without the right to create
+	// tables can use one made for it. Replicas that start together create it one at a time.
 	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		var exists bool
+		if err := tx.QueryRow(ctx, `SELECT to_regclass($1) IS NOT NULL`, t).Scan(&exists); err != nil || exists {
+			return err
+		}
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext($1))`, "laburenpg "+t); err != nil {
 			return err
 		}
@@ -120,7 +129,7 @@ SELECT EXISTS (SELECT FROM claimed), coalesce((SELECT done FROM ` + t + ` WHERE 
 	expires_at timestamptz NOT NULL)`); err != nil {
 			return err
 		}
-		_, err := tx.Exec(ctx, `CREATE INDEX IF NOT EXISTS `+index+` ON `+t+` (expires_at)`)
+		_, err := tx.Exec(ctx, `CREATE INDEX IF NOT EXISTS `+pgx.Identifier{index}.Sanitize()+` ON `+t+` (expires_at)`)
 		return err
 	})
 	if err != nil {
@@ -195,7 +204,8 @@ func (d *Deduplicator) Release(ctx context.Context, key, token string) error {
 }
 
 // prune deletes a batch of expired rows, at most once per done TTL or minute, whichever is
-// shorter. A failure is left to the next prune: the delivery itself was recorded.
+// shorter, or at the next Done when the batch was full. A failure is left to the next prune:
+// the delivery itself was recorded.
 func (d *Deduplicator) prune(ctx context.Context) {
 	d.mu.Lock()
 	if time.Since(d.lastPrune) < min(d.doneTTL, time.Minute) {
@@ -204,5 +214,10 @@ func (d *Deduplicator) prune(ctx context.Context) {
 	}
 	d.lastPrune = time.Now()
 	d.mu.Unlock()
-	_, _ = d.pool.Exec(ctx, d.pruneSQL)
+	tag, err := d.pool.Exec(ctx, d.pruneSQL)
+	if err == nil && tag.RowsAffected() == pruneBatch {
+		d.mu.Lock()
+		d.lastPrune = time.Time{}
+		d.mu.Unlock()
+	}
 }

@@ -273,6 +273,80 @@ func TestPrune(t *testing.T) {
 	assert.Equal(t, 1, count(t, `SELECT count(*) FROM `+tb+` WHERE key = 'd' AND done`))
 }
 
+// TestPruneSparesTakenOverClaim: a prune that waited for a row that a claim took over
+// meanwhile leaves it, so the new claim still holds its delivery.
+func TestPruneSparesTakenOverClaim(t *testing.T) {
+	ctx := context.Background()
+	tb := table()
+	d := open(t, laburenpg.WithTable(tb), laburenpg.WithClaimTTL(time.Millisecond), laburenpg.WithDoneTTL(time.Millisecond))
+	_, _, err := d.Claim(ctx, "k") // a replica claims k and dies
+	require.NoError(t, err)
+	_, token, err := d.Claim(ctx, "other")
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return count(t, `SELECT count(*) FROM `+tb+` WHERE expires_at < now()`) == 2 },
+		time.Second, time.Millisecond)
+
+	// Another replica takes k over, in a transaction that holds the row while a Done prunes.
+	tx, err := pool.Begin(ctx)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = tx.Rollback(ctx) })
+	_, err = tx.Exec(ctx, `UPDATE `+tb+` SET token = 'b', expires_at = now() + interval '1 minute' WHERE key = 'k'`)
+	require.NoError(t, err)
+	pruned := make(chan error, 1)
+	go func() { pruned <- d.Done(ctx, "other", token) }()
+	require.Eventually(t, func() bool {
+		return count(t, `SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'DELETE FROM "`+tb+`" WHERE key IN%'`) == 1
+	}, 10*time.Second, time.Millisecond, "the prune waits for the row")
+	require.NoError(t, tx.Commit(ctx))
+	require.NoError(t, <-pruned)
+	assert.Equal(t, 1, count(t, `SELECT count(*) FROM `+tb+` WHERE key = 'k' AND token = 'b'`), "the new claim is kept")
+	assert.NoError(t, d.Done(ctx, "k", "b"))
+}
+
+// TestPruneCatchesUp: when a prune deletes a full batch, the next Done prunes again.
+func TestPruneCatchesUp(t *testing.T) {
+	ctx := context.Background()
+	tb := table()
+	d := open(t, laburenpg.WithTable(tb))
+	_, err := pool.Exec(ctx, `INSERT INTO `+tb+` SELECT 'old' || i, 't', true, now() - interval '1 second' FROM generate_series(1, 2500) i`)
+	require.NoError(t, err)
+	for _, left := range []int{1500, 500, 0} {
+		st, token, err := d.Claim(ctx, fmt.Sprint("new", left))
+		require.NoError(t, err)
+		require.Equal(t, laburen.DedupClaimed, st)
+		require.NoError(t, d.Done(ctx, fmt.Sprint("new", left), token))
+		assert.Equal(t, left, count(t, `SELECT count(*) FROM `+tb+` WHERE key LIKE 'old%'`))
+	}
+}
+
+// TestExistingTable: a role that may use a table but not create one can use one made for it.
+func TestExistingTable(t *testing.T) {
+	ctx := context.Background()
+	tb := table()
+	open(t, laburenpg.WithTable(tb))
+	role := "app_" + tb
+	for _, q := range []string{
+		`CREATE ROLE ` + role + ` LOGIN`,
+		`REVOKE CREATE ON SCHEMA public FROM PUBLIC`,
+		`GRANT SELECT, INSERT, UPDATE, DELETE ON ` + tb + ` TO ` + role,
+	} {
+		_, err := pool.Exec(ctx, q)
+		require.NoError(t, err)
+	}
+	cfg := pool.Config().ConnConfig
+	app, err := pgxpool.New(ctx, fmt.Sprintf("postgres://%s@%s:%d/%s?sslmode=disable", role, cfg.Host, cfg.Port, cfg.Database))
+	require.NoError(t, err)
+	defer app.Close()
+	_, err = laburenpg.New(ctx, app, laburenpg.WithTable(table()))
+	require.ErrorContains(t, err, "permission denied", "the role cannot create a table")
+	d, err := laburenpg.New(ctx, app, laburenpg.WithTable(tb))
+	require.NoError(t, err)
+	st, token, err := d.Claim(ctx, "k")
+	require.NoError(t, err)
+	require.Equal(t, laburen.DedupClaimed, st)
+	assert.NoError(t, d.Done(ctx, "k", token))
+}
+
 // TestNew: the table is created once, under the name given; a bad name and a database that
 // does not answer fail with the operation named.
 func TestNew(t *testing.T) {
@@ -287,9 +361,26 @@ func TestNew(t *testing.T) {
 	open(t) // DefaultTable
 	assert.Equal(t, 1, count(t, `SELECT count(*) FROM pg_tables WHERE tablename = $1`, laburenpg.DefaultTable))
 
-	for _, bad := range []string{"", "a.b.c", ".x"} {
+	for _, bad := range []string{"", "a.b.c", ".x", strings.Repeat("x", 53)} {
 		_, err := laburenpg.New(ctx, pool, laburenpg.WithTable(bad))
 		assert.ErrorContains(t, err, "laburenpg: table name", bad)
+	}
+	long := "laburentest_" + strings.Repeat("x", 40) // 52 bytes: the longest name
+	open(t, laburenpg.WithTable(long))
+	assert.Equal(t, 1, count(t, `SELECT count(*) FROM pg_indexes WHERE tablename = $1 AND indexdef LIKE '%(expires_at)'`, long),
+		"the longest table name has its expiry index")
+	_, err = pool.Exec(ctx, `DROP TABLE `+long)
+	require.NoError(t, err)
+	for _, tt := range []struct {
+		opt  laburenpg.Option
+		want string
+	}{
+		{laburenpg.WithClaimTTL(-time.Second), "laburenpg: WithClaimTTL(-1s): a lease is at least 1ms"},
+		{laburenpg.WithClaimTTL(time.Microsecond), "laburenpg: WithClaimTTL(1µs)"},
+		{laburenpg.WithDoneTTL(0), "laburenpg: WithDoneTTL(0s): a done TTL is at least 1ms"},
+	} {
+		_, err := laburenpg.New(ctx, pool, laburenpg.WithTable(table()), tt.opt)
+		assert.ErrorContains(t, err, tt.want)
 	}
 
 	port, err := dedupcheck.FreePort()

@@ -37,6 +37,7 @@ type Deduplicator struct {
 	prefix   string
 	claimTTL time.Duration
 	doneTTL  time.Duration
+	err      error // a bad option, returned by Claim
 }
 
 var _ laburen.WebhookDeduplicator = (*Deduplicator)(nil)
@@ -50,23 +51,15 @@ func WithPrefix(prefix string) Option { return func(d *Deduplicator) { d.prefix 
 
 // WithClaimTTL sets the lease of a claim (laburen.DefaultDedupClaimTTL by default): a replica
 // that died or hung while handling a delivery frees it after d. Choose d longer than the
-// handler's function ever runs. Durations under a millisecond are ignored.
+// handler's function ever runs. A d under a millisecond makes Claim fail.
 func WithClaimTTL(d time.Duration) Option {
-	return func(x *Deduplicator) {
-		if d >= time.Millisecond {
-			x.claimTTL = d
-		}
-	}
+	return func(x *Deduplicator) { x.claimTTL = d }
 }
 
 // WithDoneTTL sets how long a handled delivery is remembered (DefaultDoneTTL by default):
-// longer than Laburen may redeliver it. Durations under a millisecond are ignored.
+// longer than Laburen may redeliver it. A d under a millisecond makes Claim fail.
 func WithDoneTTL(d time.Duration) Option {
-	return func(x *Deduplicator) {
-		if d >= time.Millisecond {
-			x.doneTTL = d
-		}
-	}
+	return func(x *Deduplicator) { x.doneTTL = d }
 }
 
 // New returns a Deduplicator on rdb (a *redis.Client, *redis.ClusterClient or a failover
@@ -76,11 +69,26 @@ func New(rdb redis.UniversalClient, opts ...Option) *Deduplicator {
 	for _, opt := range opts {
 		opt(d)
 	}
+	d.err = checkTTLs(d.claimTTL, d.doneTTL)
 	return d
+}
+
+// checkTTLs refuses a lease or done TTL under a millisecond, the unit of Redis's expiries.
+func checkTTLs(claim, done time.Duration) error {
+	switch {
+	case claim < time.Millisecond:
+		return fmt.Errorf("laburenredis: WithClaimTTL(%v): a lease is at least 1ms", claim)
+	case done < time.Millisecond:
+		return fmt.Errorf("laburenredis: WithDoneTTL(%v): a done TTL is at least 1ms", done)
+	}
+	return nil
 }
 
 // Claim claims key with one SET NX PX; when the key exists, a GET tells done from in flight.
 func (d *Deduplicator) Claim(ctx context.Context, key string) (laburen.DedupStatus, string, error) {
+	if d.err != nil {
+		return 0, "", d.err
+	}
 	token := rand.Text()
 	ok, err := d.rdb.SetNX(ctx, d.prefix+key, token, d.claimTTL).Result()
 	if err != nil {

@@ -95,7 +95,7 @@ func TestDeduplicator(t *testing.T) {
 }
 
 // TestKeysAndTTLs: the keys are the prefix and the delivery key; a claim expires after the
-// claim TTL, a done key after the done TTL.
+// claim TTL, a done key after the done TTL; a TTL under a millisecond fails the claim.
 func TestKeysAndTTLs(t *testing.T) {
 	ctx := context.Background()
 	key := (&laburen.WebhookEvent{Name: "ttl", Body: []byte(`"` + rand.Text() + `"`)}).DeliveryKey()
@@ -108,7 +108,6 @@ func TestKeysAndTTLs(t *testing.T) {
 	}{
 		{"defaults", nil, laburenredis.DefaultPrefix, laburen.DefaultDedupClaimTTL, laburenredis.DefaultDoneTTL},
 		{"set", []laburenredis.Option{laburenredis.WithPrefix("p:"), laburenredis.WithClaimTTL(time.Hour), laburenredis.WithDoneTTL(48 * time.Hour)}, "p:", time.Hour, 48 * time.Hour},
-		{"too short", []laburenredis.Option{laburenredis.WithClaimTTL(time.Microsecond), laburenredis.WithDoneTTL(0)}, laburenredis.DefaultPrefix, laburen.DefaultDedupClaimTTL, laburenredis.DefaultDoneTTL},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -124,6 +123,19 @@ func TestKeysAndTTLs(t *testing.T) {
 			assert.InDelta(t, tt.done.Seconds(), rdb.PTTL(ctx, tt.prefix+key).Val().Seconds(), 5)
 		})
 	}
+
+	for _, tt := range []struct {
+		opt  laburenredis.Option
+		want string
+	}{
+		{laburenredis.WithClaimTTL(time.Microsecond), "laburenredis: WithClaimTTL(1µs): a lease is at least 1ms"},
+		{laburenredis.WithClaimTTL(-time.Second), "laburenredis: WithClaimTTL(-1s)"},
+		{laburenredis.WithDoneTTL(0), "laburenredis: WithDoneTTL(0s): a done TTL is at least 1ms"},
+	} {
+		_, _, err := laburenredis.New(rdb, tt.opt).Claim(ctx, key)
+		assert.ErrorContains(t, err, tt.want)
+	}
+	assert.Zero(t, rdb.Exists(ctx, laburenredis.DefaultPrefix+key).Val(), "a bad option sends nothing")
 }
 
 // TestRedisDown: every operation on a Redis that does not answer fails with the operation
