@@ -315,7 +315,7 @@ func TestHelp(t *testing.T) {
 		{[]string{"query", "-h"}, "usage: laburen query", []string{"-agent", "-base-url", "-conversation", "-visitor", "-json", "-no-stream"}},
 		{[]string{"agent-query", "-h"}, "usage: laburen agent-query", []string{"-whatsapp-org", "-phone", "-chatwoot-account", "-chatwoot-customer"}},
 		{[]string{"chat", "-h"}, "usage: laburen chat", []string{"-agent", "/new"}},
-		{[]string{"mock", "-h"}, "usage: laburen mock", []string{"-addr", "-key", "-agent", "-conversational", "-plain", "-event-delay"}},
+		{[]string{"mock", "-h"}, "usage: laburen mock", []string{"-addr", "-key", "-agent", "-conversational", "-plain", "-event-delay", "-sse-errors", "-redeliver"}},
 		{[]string{"webhook", "-h"}, "usage: laburen webhook", []string{"sign", "send"}},
 		{[]string{"webhook", "sign", "-h"}, "usage: laburen webhook sign", []string{"-secret"}},
 		{[]string{"webhook", "send", "-h"}, "usage: laburen webhook send", []string{"-url", "-secret", "-conversation", "-text", "-times"}},
@@ -634,6 +634,39 @@ func TestMockStopEndsStreams(t *testing.T) {
 	assert.NotContains(t, string(body), "[DONE]")
 	assert.Contains(t, m.log(t), "POST /api/agents/"+laburentest.DefaultAgentID+"/query 200 ",
 		"the stream's handler returned before the mock exited")
+}
+
+// TestMockFaults: -sse-errors sends a failed stream's error as an event, and -redeliver
+// delivers a webhook again after a failed delivery.
+func TestMockFaults(t *testing.T) {
+	var attempts []int
+	var mu sync.Mutex
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		attempts = append(attempts, len(attempts)+1)
+		if len(attempts) == 1 {
+			w.WriteHeader(http.StatusInternalServerError)
+		}
+	}))
+	defer hook.Close()
+	m := startMock(t, 3, "-sse-errors", "-redeliver", "1ms, 1ms", "-conversational", "async-bot")
+
+	status, body := post(t, m.url+"/agents/nobody/query", laburentest.DefaultAPIKey, `{"query":"Hi","streaming":true}`)
+	assert.Equal(t, http.StatusNotFound, status)
+	assert.True(t, strings.HasPrefix(body, "data: [ERROR]"), "%q", body)
+
+	status, body = post(t, m.url+"/agents/async-bot/query", laburentest.DefaultAPIKey, `{"query":"Hi","webhookUrl":"`+hook.URL+`/hook"}`)
+	require.Equal(t, http.StatusOK, status, body)
+	require.Eventually(t, func() bool { mu.Lock(); defer mu.Unlock(); return len(attempts) == 2 }, 10*time.Second, time.Millisecond,
+		"the failed delivery is delivered again")
+	assert.Equal(t, 0, m.stop(t), "stderr: %s", m.log(t))
+
+	for _, args := range [][]string{{"-redeliver", "soon"}, {"-redeliver", "1s,-1s"}} {
+		res := runCLI(t, nil, "", append([]string{"mock"}, args...)...)
+		assert.Equal(t, 2, res.code)
+		assert.Contains(t, res.stderr, "-redeliver: ")
+	}
 }
 
 // TestMockAddressInUse: a listener that cannot be opened is an error with exit status 1.

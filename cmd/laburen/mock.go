@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -16,7 +17,7 @@ import (
 
 // mock runs laburentest as a standalone server until interrupted.
 func (cl *cli) mock(ctx context.Context, args []string) error {
-	fs := newFlags("mock", "[-addr HOST:PORT] [-key KEY]... [-agent ID]... [-conversational ID]... [-plain] [-event-delay D]",
+	fs := newFlags("mock", "[-addr HOST:PORT] [-key KEY]... [-agent ID]... [-conversational ID]... [-plain] [-event-delay D] [-sse-errors] [-redeliver D,D...]",
 		"Runs laburentest, the SDK's fake Laburen server, until interrupted (Ctrl-C), for the tests\n"+
 			"of programs in any language. The first line of stdout is the base URL alone, such as\n"+
 			"http://127.0.0.1:8080/api; then come \"key KEY\" and \"agent ID\" lines (\"agent ID\n"+
@@ -29,11 +30,23 @@ func (cl *cli) mock(ctx context.Context, args []string) error {
 	fs.Var(&conversational, "conversational", "know the agent `ID` with conversational mode on: its answers go to the query's webhookUrl (repeatable)")
 	plain := fs.Bool("plain", false, "send stream payloads as plain text, as the API's documentation shows them, instead of percent-encoded")
 	delay := fs.Duration("event-delay", 0, "wait `D` (such as 20ms) before each stream event")
+	sseErrors := fs.Bool("sse-errors", false, "answer a streaming request that fails before its stream starts with \"data: [ERROR]CODE\" as text/plain, as the API may, instead of JSON")
+	redeliver := fs.String("redeliver", "", "deliver a webhook again after a failed delivery, waiting each of the comma-separated `DELAYS` (such as 1s,5s) in turn")
 	if err := fs.parse(args, 0, 0); err != nil {
 		return err
 	}
 	if *delay < 0 {
 		return fs.fail("-event-delay must not be negative")
+	}
+	var delays []time.Duration
+	if *redeliver != "" {
+		for _, f := range strings.Split(*redeliver, ",") {
+			d, err := time.ParseDuration(strings.TrimSpace(f))
+			if err != nil || d < 0 {
+				return fs.fail("-redeliver: %q is not a duration such as 1s", f)
+			}
+			delays = append(delays, d)
+		}
 	}
 	var opts []laburentest.Option
 	if len(keys) > 0 {
@@ -49,7 +62,10 @@ func (cl *cli) mock(ctx context.Context, args []string) error {
 	if *plain {
 		opts = append(opts, laburentest.WithPlainStreamData())
 	}
-	opts = append(opts, laburentest.WithEventDelay(*delay))
+	if *sseErrors {
+		opts = append(opts, laburentest.WithSSEErrorBodies())
+	}
+	opts = append(opts, laburentest.WithEventDelay(*delay), laburentest.WithWebhookRedelivery(delays...))
 
 	l, err := net.Listen("tcp", *addr)
 	if err != nil {
