@@ -187,6 +187,10 @@ func (w *statusWriter) WriteHeader(status int) {
 	w.ResponseWriter.WriteHeader(status)
 }
 
+// Unwrap lets http.ResponseController reach the server's writer, through which the webhook
+// handler sets its read deadline.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
 // connect returns a client of the real API when LABUREN_API_KEY and LABUREN_AGENT_ID are set
 // (and LABUREN_BASE_URL, when set, as its base URL), and the agent's ID. Otherwise it starts
 // laburentest, a fake Laburen server in this process, with the options fakeOpts, says so on
