@@ -23,8 +23,9 @@ type Observer struct {
 type Call struct {
 	Operation string // "query" or "query-agent"
 	AgentID   string
-	Stream    bool // QueryStream, AgentQueryStream
-	Async     bool // a query with a webhook URL (QueryAsync)
+	Stream    bool      // QueryStream, AgentQueryStream
+	Async     bool      // a query with a webhook URL (QueryAsync)
+	Model     ModelName // the query's ModelName; empty keeps the agent's model
 	BaseURL   string
 }
 
@@ -171,8 +172,11 @@ func errorType(err error) string {
 	}
 	var apiErr *APIError
 	if errors.As(err, &apiErr) {
-		if apiErr.Code != "" {
+		switch {
+		case apiErr.Code != "":
 			return apiErr.Code
+		case apiErr.inStream: // an [ERROR] event without a code, on a 200 stream
+			return "stream_error"
 		}
 		return strconv.Itoa(apiErr.StatusCode)
 	}

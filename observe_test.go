@@ -309,6 +309,7 @@ func TestErrorType(t *testing.T) {
 		{nil, ""},
 		{opError("query", &APIError{StatusCode: 402, Code: "USAGE_LIMIT"}), "USAGE_LIMIT"},
 		{&APIError{StatusCode: 503}, "503"},
+		{&APIError{StatusCode: 200, Message: "Something went wrong", inStream: true}, "stream_error"},
 		{opError("stream", &streamError{msg: "idle", errs: []error{context.DeadlineExceeded, errStreamIdle}}), "idle_timeout"},
 		{&streamError{msg: "closed", errs: []error{ErrStreamClosed}}, "closed"},
 		{&tooLargeError{what: "an event", option: "WithMaxEventSize", max: 10}, "event_too_large"},

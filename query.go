@@ -85,7 +85,7 @@ func (c *Client) prepare(agentID, endpoint string, body requestBody, streaming b
 	}
 	call := Call{Operation: endpoint, AgentID: agentID, Stream: streaming}
 	if r, ok := body.(*QueryRequest); ok {
-		call.Async = r.WebhookURL != ""
+		call.Async, call.Model = r.WebhookURL != "", r.ModelName
 	}
 	return cfg, request{path: agentPath(agentID, endpoint), body: b, stream: streaming, call: call}, nil
 }

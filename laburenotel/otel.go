@@ -53,6 +53,9 @@ const (
 	// attemptKey and retryWaitKey describe a retried attempt, in the event "retry".
 	attemptKey   = attribute.Key("laburen.attempt")
 	retryWaitKey = attribute.Key("laburen.retry.wait")
+	// inputMessageKey is the ID the API gave a QueryAsync call's message; its answer comes
+	// later, by webhook, with its own ID.
+	inputMessageKey = attribute.Key("laburen.input_message.id")
 )
 
 // Option configures New, TraceWebhookURL and WebhookFunc.
@@ -133,6 +136,9 @@ func (o *observer) start(ctx context.Context, call laburen.Call) context.Context
 		semconv.GenAIRequestStream(call.Stream),
 		endpointKey.String(call.Operation),
 	)
+	if call.Model != "" {
+		attrs = append(attrs, semconv.GenAIRequestModel(string(call.Model)))
+	}
 	name := "invoke_agent " + call.AgentID
 	if call.Async {
 		attrs = append(attrs, asyncKey.Bool(true))
@@ -181,7 +187,10 @@ func (o *observer) end(ctx context.Context, call laburen.Call, e laburen.CallEnd
 	if e.ConversationID != "" {
 		attrs = append(attrs, semconv.GenAIConversationID(e.ConversationID))
 	}
-	if e.MessageID != "" {
+	switch {
+	case e.MessageID != "" && call.Async:
+		attrs = append(attrs, inputMessageKey.String(e.MessageID))
+	case e.MessageID != "":
 		attrs = append(attrs, semconv.GenAIResponseID(e.MessageID))
 	}
 	if e.Usage != (laburen.Usage{}) {
@@ -209,6 +218,9 @@ func (o *observer) end(ctx context.Context, call laburen.Call, e laburen.CallEnd
 func (o *observer) measure(ctx context.Context, call laburen.Call, e laburen.CallEnd) {
 	op, provider := genaiconv.OperationNameInvokeAgent, genaiconv.ProviderNameAttr(providerName)
 	attrs := append(serverAttributes(call.BaseURL), semconv.GenAIAgentID(call.AgentID))
+	if call.Model != "" {
+		attrs = append(attrs, semconv.GenAIRequestModel(string(call.Model)))
+	}
 	withError := attrs
 	if e.ErrorType != "" && e.ErrorType != "closed" {
 		withError = append(attrs[:len(attrs):len(attrs)], semconv.ErrorTypeKey.String(e.ErrorType))

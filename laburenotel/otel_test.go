@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
@@ -89,6 +90,27 @@ func TestQuerySpan(t *testing.T) {
 	}
 	assert.NotContains(t, a, attribute.Key("error.type"))
 	assert.Empty(t, s.Events())
+}
+
+// TestRequestModel: a query's ModelName is gen_ai.request.model, on the span and the metrics.
+func TestRequestModel(t *testing.T) {
+	reader := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	defer mp.Shutdown(context.Background())
+	tr := newTraced(t)
+	tr.c = tr.srv.Client(laburenotel.New(laburenotel.WithTracerProvider(tr.tp), laburenotel.WithMeterProvider(mp)))
+	_, err := tr.c.Query(context.Background(), agentID, laburen.QueryRequest{Query: testQuery, ModelName: laburen.ModelGPT4o})
+	require.NoError(t, err)
+	spans := tr.rec.Ended()
+	require.Len(t, spans, 1)
+	assert.Equal(t, "gpt_4o", attrs(spans[0])["gen_ai.request.model"].AsString())
+	for _, p := range points(t, collect(t, reader)["gen_ai.client.operation.duration"]) {
+		assert.Equal(t, "gpt_4o", value(p.attrs, "gen_ai.request.model"))
+	}
+
+	_, err = tr.c.Query(context.Background(), agentID, laburen.QueryRequest{Query: testQuery})
+	require.NoError(t, err)
+	assert.NotContains(t, attrs(tr.rec.Ended()[1]), attribute.Key("gen_ai.request.model"), "none when the agent's model is kept")
 }
 
 func TestAgentQuerySpan(t *testing.T) {

@@ -28,8 +28,8 @@ const webhookEventKey = attribute.Key("laburen.webhook.event")
 // TraceParentParam parameter that names that span. Sign the URL with laburen.SignWebhookURL,
 // which protects the parameter like the others, and receive the answer with WebhookFunc: the
 // delivery's span is linked to the query's. Give it the options given to New. The span ends
-// with the QueryAsync call made with the returned context; if no such call follows, it is
-// never ended (and never exported).
+// with the QueryAsync call made with the returned context; if no such call is sent (none
+// follows, or a *laburen.ValidationError refuses it), it is never ended, nor exported.
 func TraceWebhookURL(ctx context.Context, base string, opts ...Option) (context.Context, string, error) {
 	u, err := url.Parse(base)
 	if err != nil {

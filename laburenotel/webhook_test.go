@@ -9,6 +9,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
@@ -85,6 +86,8 @@ func TestWebhookDeliveryIsLinkedToTheQuery(t *testing.T) {
 	assert.Equal(t, trace.SpanKindClient, query.SpanKind())
 	assert.True(t, attrs(query)["laburen.async"].AsBool())
 	assert.Equal(t, ev.ConversationID, attrs(query)["gen_ai.conversation.id"].AsString())
+	assert.NotEmpty(t, attrs(query)["laburen.input_message.id"].AsString(), "the queued message's ID")
+	assert.NotContains(t, attrs(query), attribute.Key("gen_ai.response.id"), "the answer's ID comes with the webhook")
 
 	assert.Equal(t, "webhook agent.response", delivery.Name())
 	require.Len(t, delivery.Links(), 1)
