@@ -303,12 +303,15 @@ func TestChatwootConversationIDWithAThirdPart(t *testing.T) {
 	assert.Error(t, err)
 }
 
-// TestConversationIDLookAlikePrefix: an ID that starts with the Chatwoot prefix in another case,
-// or after white space or invisible characters, is checked like one, not waved through.
+// TestConversationIDLookAlikePrefix: an ID that holds the Chatwoot prefix in another case, after
+// white space or invisible characters of any class, with invisible characters among its letters,
+// or spelled with a rune that case-folds to an ASCII letter, is checked like one, not waved through.
 func TestConversationIDLookAlikePrefix(t *testing.T) {
 	for _, id := range []string{
 		"CRMCHATSAPPAI_12_345", "CrmChatsAppAI_12_345_678", " crmchatsappai_12_345", "\tcrmchatsappai_12_345",
 		"\u200bcrmchatsappai_12_345", "\ufeffcrmchatsappai_1_2", "crmchatsappai_12\u200b_345",
+		"\u3164crmchatsappai_12_345", "\u034fcrmchatsappai_12_345", "\u2800crmchatsappai_12_345", // Lo, Mn, So
+		"crmchat\u017fappai_12_345", "crm\u200bchatsappai_12_345", "x-crmchatsappai_12_345",
 	} {
 		t.Run(id, func(t *testing.T) {
 			for _, err := range []error{

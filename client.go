@@ -20,6 +20,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf16"
+	"unicode/utf8"
 
 	"github.com/laburen/laburen-go/internal/httpurl"
 )
@@ -185,19 +187,15 @@ func bearer(key string) secret {
 }
 
 func cleanBaseURL(base string) (string, error) {
-	base = strings.TrimSpace(base)
-	if strings.Contains(base, "@") {
-		// A password may hold characters that end the authority early ("/", "?", "#"), and the
-		// parser would then show it as a host, port or path: show nothing of such a URL.
-		return "", errors.New("base URL must not carry user info (user:password@): give the API key with WithAPIKey")
+	u, err := httpurl.Parse(strings.TrimSpace(base))
+	if errors.Is(err, httpurl.ErrUserInfo) {
+		return "", fmt.Errorf("base URL %w: give the API key with WithAPIKey", err)
 	}
-	u, err := httpurl.Parse(base)
 	if err != nil {
 		return "", fmt.Errorf("base URL %w", err)
 	}
-	shown := u.Redacted() // never repeat a password given in the URL
-	if u.RawQuery != "" || u.Fragment != "" || u.User != nil {
-		return "", fmt.Errorf("base URL %q must not carry a query, fragment or user info", shown)
+	if u.RawQuery != "" || u.Fragment != "" {
+		return "", fmt.Errorf("base URL %q must not carry a query or fragment", u.String())
 	}
 	return strings.TrimRight(u.String(), "/"), nil
 }
@@ -214,15 +212,25 @@ func WithHTTPClient(hc *http.Client) Option {
 	}
 }
 
+// errDowngrade refuses a redirect from https to http.
+var errDowngrade = errors.New("refused a redirect from https to http: the request would travel in clear text")
+
 // keyStaysHome returns a shallow copy of hc whose redirects carry the Authorization header only
-// to the origin of the first request: Go's client compares host names only, and would send it
-// to another port, from https to http, or to a subdomain.
+// to the origin of the first request, and only while every hop before stayed there: Go's client
+// compares host names only, and would send it to another port or a subdomain, or back from one.
+// A redirect from https to http is refused: the message would travel in clear text.
 func keyStaysHome(hc *http.Client) *http.Client {
 	guarded := *hc
 	next := hc.CheckRedirect
 	guarded.CheckRedirect = func(req *http.Request, via []*http.Request) error {
-		if !sameOrigin(req.URL, via[0].URL) {
-			req.Header.Del("Authorization")
+		if strings.EqualFold(via[len(via)-1].URL.Scheme, "https") && !strings.EqualFold(req.URL.Scheme, "https") {
+			return errDowngrade
+		}
+		for _, v := range via {
+			if !sameOrigin(req.URL, v.URL) { // a hop off the origin: the key stays off the chain
+				req.Header.Del("Authorization")
+				break
+			}
 		}
 		if next != nil {
 			return next(req, via)
@@ -407,11 +415,11 @@ func (c *Client) send(ctx context.Context, cfg *config, req request) (*http.Resp
 			err = apiErr
 		case ctx.Err() != nil:
 			req.obs.attempt(attempt, 0, err, -1) // observe: the context ended
-			return nil, err
+			return nil, withAttempts(err, attempt)
 		}
 		if attempt > cfg.maxRetries {
 			req.obs.attempt(attempt, statusOf(apiErr), err, -1) // observe: no retries left
-			return nil, err
+			return nil, withAttempts(err, attempt)
 		}
 		wait, ok := retryWait(cfg, attempt, err, apiErr)
 		wait = min(wait, maxRetryAfter)
@@ -420,7 +428,7 @@ func (c *Client) send(ctx context.Context, cfg *config, req request) (*http.Resp
 		}
 		if !ok {
 			req.obs.attempt(attempt, statusOf(apiErr), err, -1) // observe: not retried
-			return nil, err
+			return nil, withAttempts(err, attempt)
 		}
 		req.obs.attempt(attempt, statusOf(apiErr), err, wait) // observe: retried after wait
 		pause := cfg.sleep
@@ -428,9 +436,18 @@ func (c *Client) send(ctx context.Context, cfg *config, req request) (*http.Resp
 			pause = sleep
 		}
 		if err := pause(ctx, wait); err != nil {
-			return nil, err
+			return nil, withAttempts(err, attempt)
 		}
 	}
+}
+
+// withAttempts adds to a call's final error, other than an *APIError (which has Attempts), how
+// many requests the call sent, when more than one.
+func withAttempts(err error, attempts int) error {
+	if _, ok := err.(*APIError); ok || attempts < 2 {
+		return err
+	}
+	return fmt.Errorf("%w (after %d attempts)", err, attempts)
 }
 
 // urlPath is the escaped path of the URL target, as an error shows it.
@@ -449,7 +466,7 @@ func redirectHint(cfg *config, target string, final *http.Request) string {
 	if final == nil || final.URL == nil || final.URL.String() == target {
 		return ""
 	}
-	hint := "the request was redirected to " + final.URL.Redacted()
+	hint := "the request was redirected to " + cfg.redact(final.URL.Redacted(), -1)
 	if final.Method != http.MethodPost {
 		hint += ", which turned the POST into a " + final.Method
 	}
@@ -557,32 +574,124 @@ func (b hiddenBody) Read(p []byte) (int, error) { return b.read(p) }
 func (b hiddenBody) Close() error               { return b.close() }
 
 // readAPIError reads the start of an error response's body, closes it, and decodes the error.
-// Each wait for the body's bytes is bounded as in readBody. An API key the server echoed is
-// replaced before anything is decoded, also when it straddles the cap on what is read.
+// Each wait for the body's bytes is bounded as in readBody. It reads the length of the key past
+// the cap, so that a key the server echoed across the cap is replaced whole.
 func readAPIError(res *http.Response, cfg *config) *APIError {
-	key := cfg.key()
-	body, _ := readBody(res, maxErrorBody-1+len(key), cfg.streamIdleTimeout)
+	body, _ := readBody(res, maxErrorBody-1+len(cfg.key()), cfg.streamIdleTimeout)
 	res.Body.Close()
-	if key != "" {
-		body = bytes.ReplaceAll(body, []byte(key), []byte(redacted))
-	}
-	e := newAPIError(res.StatusCode, res.Header, body[:min(len(body), maxErrorBody)])
-	e.Code, e.Message = cfg.redact(e.Code), cfg.redact(e.Message) // in case JSON escaped it
-	return e
+	return newAPIError(res.StatusCode, res.Header, body, cfg.redact)
 }
 
 // redacted stands for the API key wherever a server echoed it.
 const redacted = "[redacted]"
 
+// escapedKey replaces a whole text in which JSON escapes spell the API key.
+const escapedKey = "[redacted: the text spelled the API key in JSON escapes]"
+
 // key is the configured API key; empty without one.
 func (c *config) key() string { return strings.TrimPrefix(c.auth.value(), "Bearer ") }
 
-// redact replaces the API key in s, text from the server that an error is about to show.
-func (c *config) redact(s string) string {
-	if key := c.key(); key != "" {
-		return strings.ReplaceAll(s, key, redacted)
+// redact is redactKey with the configured key: every text from the server that an error, or a
+// header an error holds, is about to show goes through it.
+func (c *config) redact(s string, n int) string { return redactKey(c.key(), s, n) }
+
+// redactKey hides key in s, then cuts s as shorten does to n bytes (n < 0: no cut); without a
+// key it is shorten. Each copy of the key becomes [redacted]; a start of the key that ends the
+// text (where a cut, the server's or this one, went through a copy) is dropped when it is 8
+// bytes long or more, or half a shorter key; and a text in which JSON escapes spell the key
+// ("sk\u002d...") is replaced whole by a note.
+func redactKey(key, s string, n int) string {
+	if key == "" {
+		if n < 0 {
+			return s
+		}
+		return shorten(s, n)
+	}
+	s = strings.ReplaceAll(s, key, redacted)
+	cut := n >= 0 && len(s) > n
+	if cut {
+		for n > 0 && !utf8.RuneStart(s[n]) {
+			n--
+		}
+		s = s[:n]
+	}
+	s = s[:len(s)-keyStartAtEnd(s, key)]
+	if strings.IndexByte(s, '\\') >= 0 {
+		if d := unescapeJSON(s); strings.Contains(d, key) || keyStartAtEnd(d, key) > 0 {
+			return escapedKey
+		}
+	}
+	if cut {
+		s += "..."
 	}
 	return s
+}
+
+// keyStartAtEnd returns the length of the longest start of key, shorter than key and of at least
+// 8 bytes (or half a shorter key), that s ends with; 0 if none.
+func keyStartAtEnd(s, key string) int {
+	least := min(8, max(len(key)/2, 1))
+	for i := max(len(s)-len(key)+1, 0); i <= len(s)-least; i++ {
+		if strings.HasPrefix(key, s[i:]) {
+			return len(s) - i
+		}
+	}
+	return 0
+}
+
+// unescapeJSON replaces the JSON string escapes in s (\uXXXX, \n, \/, ...) by what they stand
+// for, wherever they are; a backslash that starts no escape is kept.
+func unescapeJSON(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] != '\\' || i+1 == len(s) {
+			b.WriteByte(s[i])
+			continue
+		}
+		if c := strings.IndexByte(`"\/bfnrt`, s[i+1]); c >= 0 {
+			b.WriteByte("\"\\/\b\f\n\r\t"[c])
+			i++
+			continue
+		}
+		if s[i+1] == 'u' && i+6 <= len(s) {
+			if r, err := strconv.ParseUint(s[i+2:i+6], 16, 16); err == nil {
+				if utf16.IsSurrogate(rune(r)) && i+12 <= len(s) && s[i+6:i+8] == `\u` {
+					if r2, err := strconv.ParseUint(s[i+8:i+12], 16, 16); err == nil {
+						if p := utf16.DecodeRune(rune(r), rune(r2)); p != utf8.RuneError {
+							b.WriteRune(p)
+							i += 11
+							continue
+						}
+					}
+				}
+				b.WriteRune(rune(r))
+				i += 5
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+// redactHeader returns h with the API key hidden by redact in every value: h itself when no
+// value holds it, else a copy.
+func redactHeader(h http.Header, redact func(string, int) string) http.Header {
+	var out http.Header
+	for k, vs := range h {
+		for i, v := range vs {
+			if r := redact(v, -1); r != v {
+				if out == nil {
+					out = h.Clone()
+				}
+				out[k][i] = r
+			}
+		}
+	}
+	if out == nil {
+		return h
+	}
+	return out
 }
 
 // retryWait decides whether a failed attempt is retried and after how long. A transport error
@@ -680,7 +789,7 @@ func decodeResponse(res *http.Response, cfg *config, out rawDecoder) error {
 	}
 	if err := decodeOwnedJSON(body, out); err != nil {
 		return fmt.Errorf("decode response (HTTP %d, Content-Type %q): %w; body starts %q",
-			res.StatusCode, res.Header.Get("Content-Type"), err, cfg.redact(shorten(string(body), 200)))
+			res.StatusCode, res.Header.Get("Content-Type"), err, cfg.redact(string(body), 200))
 	}
 	return nil
 }

@@ -386,7 +386,7 @@ func TestNoRetryAfterTheRequestWasSent(t *testing.T) {
 
 // TestRetryOnlyTransportErrorsBeforeSending: of the transport errors, only those that prove the
 // request never left (a failed dial or lookup) are retried; any other may come after the server
-// got the request.
+// got the request. The final error says how many attempts were made, as an *APIError does.
 func TestRetryOnlyTransportErrorsBeforeSending(t *testing.T) {
 	tests := []struct {
 		name      string
@@ -414,6 +414,11 @@ func TestRetryOnlyTransportErrorsBeforeSending(t *testing.T) {
 			require.Error(t, err)
 			assert.ErrorIs(t, err, tt.err)
 			assert.Equal(t, tt.wantCalls, calls.Load())
+			if tt.wantCalls > 1 {
+				assert.ErrorContains(t, err, fmt.Sprintf("(after %d attempts)", tt.wantCalls))
+			} else {
+				assert.NotContains(t, err.Error(), "attempts")
+			}
 		})
 	}
 }

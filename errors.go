@@ -147,11 +147,18 @@ func invalid(field, format string, args ...any) *ValidationError {
 	return &ValidationError{Field: field, Reason: fmt.Sprintf(format, args...)}
 }
 
-// newAPIError builds the APIError for a non-2xx response whose body (already capped) is body.
-func newAPIError(status int, header http.Header, body []byte) *APIError {
-	e := &APIError{StatusCode: status, Body: string(body), Header: header, RequestID: requestID(header)}
-	code, message := errorText(header.Get("Content-Type"), body)
-	e.Code, e.Message = oneLine(code, maxErrorCode), oneLine(message, maxErrorMessage)
+// newAPIError builds the APIError for a non-2xx response whose body (as read) is body. Every
+// text from the server, its headers included, goes through redact (config.redact) before it
+// is cut, so that no cut leaves part of an API key in view.
+func newAPIError(status int, header http.Header, body []byte, redact func(string, int) string) *APIError {
+	header = redactHeader(header, redact)
+	kept := redact(string(body), -1)
+	if len(kept) > maxErrorBody {
+		kept = redact(kept[:maxErrorBody], -1) // drops a start of the key the cut left at the end
+	}
+	e := &APIError{StatusCode: status, Body: kept, Header: header, RequestID: requestID(header)}
+	code, message := errorText(header.Get("Content-Type"), body, redact)
+	e.Code, e.Message = oneLine(redact(code, -1), maxErrorCode), oneLine(redact(message, -1), maxErrorMessage)
 	if ra, ok := parseRetryAfter(header.Get("Retry-After"), time.Now()); ok {
 		e.RetryAfter = ra
 	}
@@ -181,14 +188,14 @@ func isErrorCode(s string) bool {
 
 // errorText extracts the error code and message from an error body in any of the forms the API
 // and the proxies in front of it use: JSON {"error": ...}, an SSE "data: [ERROR]..." frame, HTML,
-// or plain text.
-func errorText(contentType string, body []byte) (code, message string) {
+// or plain text. A text it cuts goes through redact first.
+func errorText(contentType string, body []byte, redact func(string, int) string) (code, message string) {
 	body = bytes.TrimSpace(body)
 	if len(body) == 0 {
 		return "", ""
 	}
 	if body[0] == '{' {
-		if code, message, ok := jsonErrorText(body); ok {
+		if code, message, ok := jsonErrorText(body, redact); ok {
 			return code, message
 		}
 	}
@@ -196,15 +203,15 @@ func errorText(contentType string, body []byte) (code, message string) {
 		return splitText(s)
 	}
 	if strings.Contains(contentType, "html") || bytes.HasPrefix(body, []byte("<")) {
-		return "", htmlText(body)
+		return "", htmlText(body, redact)
 	}
-	return "", shorten(string(body), 300)
+	return "", redact(string(body), 300)
 }
 
 // jsonErrorText reads {"error": "X"}, {"error": {"code": .., "message": ..}} and
 // {"code": .., "message": ..}, with keys matched exactly (see exactObject). A JSON object in
 // none of these forms is shown as it came.
-func jsonErrorText(body []byte) (code, message string, ok bool) {
+func jsonErrorText(body []byte, redact func(string, int) string) (code, message string, ok bool) {
 	v, ok := exactMembers(body, "error", "message", "code")
 	if !ok {
 		return "", "", false
@@ -229,7 +236,7 @@ func jsonErrorText(body []byte) (code, message string, ok bool) {
 	if code != "" || message != "" {
 		return code, message, true
 	}
-	return "", shorten(string(body), 300), true
+	return "", redact(string(body), 300), true
 }
 
 // exactMembers returns the raw values of the keys names of the JSON object b, matched exactly
@@ -274,7 +281,7 @@ func sseErrorText(body []byte) (string, bool) {
 }
 
 // htmlText returns the <title> of an HTML error page, or its start when it has none.
-func htmlText(body []byte) string {
+func htmlText(body []byte, redact func(string, int) string) string {
 	// Lower ASCII only: bytes.ToLower turns invalid UTF-8 into U+FFFD and would change the
 	// length, and with it the positions found.
 	lower := asciiLower(body)
@@ -290,7 +297,7 @@ func htmlText(body []byte) string {
 	if text == "" {
 		text = strings.Join(strings.Fields(string(body)), " ")
 	}
-	return "HTML error page: " + shorten(text, 200)
+	return "HTML error page: " + redact(text, 200)
 }
 
 // asciiLower returns a copy of b with the ASCII letters in lower case, byte for byte.

@@ -232,7 +232,7 @@ func TestParseRetryAfter(t *testing.T) {
 }
 
 func TestLowercaseCodeInBody(t *testing.T) {
-	e := newAPIError(http.StatusOK, http.Header{}, []byte(`{"error":"usage_limit"}`))
+	e := newAPIError(http.StatusOK, http.Header{}, []byte(`{"error":"usage_limit"}`), (&config{}).redact)
 	assert.Equal(t, "usage_limit", e.Code)
 	assert.ErrorIs(t, e, ErrUsageLimit)
 }
@@ -249,7 +249,7 @@ func TestErrorBodyKeysMatchExactly(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.body, func(t *testing.T) {
-			e := newAPIError(http.StatusNotFound, http.Header{"Content-Type": {"application/json"}}, []byte(tt.body))
+			e := newAPIError(http.StatusNotFound, http.Header{"Content-Type": {"application/json"}}, []byte(tt.body), (&config{}).redact)
 			assert.Equal(t, tt.code, e.Code)
 			assert.Equal(t, tt.message, e.Message)
 		})

@@ -27,7 +27,7 @@ func FuzzAPIError(f *testing.F) {
 		body = body[:min(len(body), maxErrorBody)]
 		// The Retry-After text doubles as a request ID: both come from the server's headers.
 		header := http.Header{"Content-Type": {contentType}, "Retry-After": {retryAfter}, "X-Request-Id": {retryAfter}}
-		e := newAPIError(status, header, body)
+		e := newAPIError(status, header, body, (&config{}).redact)
 		checkShownText(t, "request ID", e.RequestID, maxErrorCode)
 		assert.Equal(t, string(body), e.Body, "the raw body is kept")
 		assert.GreaterOrEqual(t, e.RetryAfter, 0*e.RetryAfter)

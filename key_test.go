@@ -19,8 +19,9 @@ import (
 )
 
 // TestKeyOnlyToItsOrigin: the API key goes only to the base URL's scheme, host and port. A
-// redirect to another port of the same host, or from https to http on the same host, is
-// followed without it, and the error says so; the caller's http.Client is left as it was.
+// redirect to another port of the same host is followed without it, and the error says so; a
+// chain that leaves the origin and comes back does not get it back; a redirect from https to
+// http is refused. The caller's http.Client is left as it was.
 func TestKeyOnlyToItsOrigin(t *testing.T) {
 	var mu sync.Mutex
 	auths := map[string]string{} // server name -> Authorization it got
@@ -75,13 +76,41 @@ func TestKeyOnlyToItsOrigin(t *testing.T) {
 	t.Run("308 from https to http", func(t *testing.T) {
 		c, err := NewClient(WithBaseURL(tlsAPI.URL), WithAPIKey(testKey), WithHTTPClient(tlsAPI.Client()), WithMaxRetries(0))
 		require.NoError(t, err)
-		res, err := c.Query(context.Background(), "a", QueryRequest{Query: "Hi"})
-		require.NoError(t, err, "the redirect is followed, without the key")
-		assert.Equal(t, "Hello", res.Answer)
+		_, err = c.Query(context.Background(), "a", QueryRequest{Query: "Hi"})
+		assert.ErrorIs(t, err, errDowngrade, "the redirect is refused: the message would go in clear text")
 		mu.Lock()
 		defer mu.Unlock()
 		assert.Equal(t, "Bearer "+testKey, auths["origin"])
-		assert.Empty(t, auths["plain http"], "the key went out in clear text")
+		_, reached := auths["plain http"]
+		assert.False(t, reached, "the request went out in clear text")
+	})
+	t.Run("307 away and back", func(t *testing.T) {
+		// The origin sends the request to another port, which sends it back to a path of the
+		// origin it chose: the key stays off the chain.
+		var paths []string
+		var back *httptest.Server
+		away := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			http.Redirect(w, r, back.URL+"/chosen", http.StatusTemporaryRedirect)
+		}))
+		defer away.Close()
+		back = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			mu.Lock()
+			paths = append(paths, r.URL.Path+" key="+fmt.Sprint(r.Header.Get("Authorization") != ""))
+			mu.Unlock()
+			if r.URL.Path == "/chosen" {
+				io.WriteString(w, `{"answer":"Hello"}`)
+				return
+			}
+			http.Redirect(w, r, away.URL+"/x", http.StatusTemporaryRedirect)
+		}))
+		defer back.Close()
+		c, err := NewClient(WithBaseURL(back.URL), WithAPIKey(testKey), WithMaxRetries(0))
+		require.NoError(t, err)
+		_, err = c.Query(context.Background(), "a", QueryRequest{Query: "Hi"})
+		require.NoError(t, err)
+		mu.Lock()
+		defer mu.Unlock()
+		assert.Equal(t, []string{"/agents/a/query key=true", "/chosen key=false"}, paths)
 	})
 	t.Run("the caller's CheckRedirect still decides", func(t *testing.T) {
 		var hops int
@@ -234,6 +263,21 @@ func TestEchoedKeyIsRedactedEverywhere(t *testing.T) {
 		{"bad endpoint_response", "text/event-stream", "event: endpoint_response\ndata: {" + key + "\n\n", 200, true},
 		{"not JSON", "text/plain", "your key " + key, 200, false},
 		{"key cut by the cap", "text/plain", strings.Repeat("x", maxErrorBody-9) + key, 401, false},
+		// Text is redacted, then cut: a cut never leaves a start of the key in view.
+		{"not JSON, key across the shown start", "text/plain", strings.Repeat("x", 190) + key, 200, false},
+		{"not an event stream, key across the shown start", "text/html", strings.Repeat("x", 190) + key, 200, true},
+		{"plain error, key across the shown start", "text/plain", strings.Repeat("x", 290) + key, 500, false},
+		{"HTML error, key across the shown start", "text/html", "<p>" + strings.Repeat("x", 190) + key, 500, false},
+		{"bad endpoint_response, key across the shown start", "text/event-stream",
+			"event: endpoint_response\ndata: {" + strings.Repeat("x", 190) + key + "\n\n", 200, true},
+		// Each earlier echo, replaced by the shorter [redacted], brings the end of what was read,
+		// a key cut by the cap on reading, into the 64 KiB kept.
+		{"echoes before a key cut by the cap", "text/plain", strings.Repeat(key+" ", 20) +
+			strings.Repeat("x", maxErrorBody+1-20*(len(key)+1)) + key, 401, false},
+		// JSON escapes spell the key: the decoded message is redacted, the body withheld.
+		{"JSON-escaped echo", "application/json",
+			`{"error":"UNAUTHORIZED","message":"bad key ` + strings.ReplaceAll(key, "_", `\u005f`) + `"}`, 401, false},
+		{"JSON-escaped echo in plain text", "text/plain", "bad key " + strings.ReplaceAll(key, "_", `\u005F`), 401, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -263,9 +307,55 @@ func TestEchoedKeyIsRedactedEverywhere(t *testing.T) {
 			}
 			for _, s := range shown {
 				assert.NotContains(t, s, key[:8])
+				assert.NotContains(t, s, key[8:])
 			}
 		})
 	}
+}
+
+// TestEchoedKeyInHeadersIsRedacted: a key that the server puts in a response header, such as
+// the request ID, is redacted in the error's text, its RequestID and Header (and what printers
+// show of them), for an error status and for an [ERROR] event; so in the headers an open Stream
+// keeps.
+func TestEchoedKeyInHeadersIsRedacted(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Request-Id", r.Header.Get("Authorization"))
+		w.Header().Add("X-Debug", "ok")
+		w.Header().Add("X-Debug", "key="+strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")+"; cut="+testKey[:12])
+		if r.Header.Get("Accept") != "text/event-stream" {
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		w.Header().Set("Content-Type", "text/event-stream")
+		io.WriteString(w, "event: answer\ndata: Hel\n\ndata: [ERROR]USAGE_LIMIT\n\n")
+	}))
+	defer srv.Close()
+	c, err := NewClient(WithBaseURL(srv.URL), WithAPIKey(testKey), WithMaxRetries(0))
+	require.NoError(t, err)
+	check := func(t *testing.T, err error) {
+		var apiErr *APIError
+		require.ErrorAs(t, err, &apiErr)
+		assert.Equal(t, "Bearer [redacted]", apiErr.RequestID)
+		assert.Equal(t, []string{"ok", "key=[redacted]; cut="}, apiErr.Header.Values("X-Debug"))
+		for _, s := range []string{err.Error(), spew.Sdump(err), fmt.Sprintf("%+v", apiErr)} {
+			assert.NotContains(t, s, testKey[:8])
+		}
+	}
+	t.Run("error status", func(t *testing.T) {
+		_, err := c.Query(context.Background(), "a", QueryRequest{Query: "Hi"})
+		check(t, err)
+		assert.ErrorContains(t, err, "request ID Bearer [redacted]")
+	})
+	t.Run("[ERROR] event", func(t *testing.T) {
+		st, err := c.QueryStream(context.Background(), "a", QueryRequest{Query: "Hi"})
+		require.NoError(t, err)
+		defer st.Close()
+		require.True(t, st.Next())
+		assert.NotContains(t, spew.Sdump(st), testKey[:8], "the stream's headers")
+		_, err = st.Final()
+		assert.ErrorIs(t, err, ErrUsageLimit)
+		check(t, err)
+	})
 }
 
 // TestBaseURLUserInfoNeverShown: a base URL with user info is refused, and no part of the user
@@ -382,5 +472,31 @@ func TestQueryBodyIdleBound(t *testing.T) {
 				t.Fatal("Query did not return")
 			}
 		})
+	}
+}
+
+// TestNotEventStreamIdleBound: a 2xx that is neither an event stream nor JSON and stalls after
+// its first bytes fails QueryStream once the idle bound passes, with what came of the body.
+func TestNotEventStreamIdleBound(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html")
+		io.WriteString(w, "<ht")
+		w.(http.Flusher).Flush()
+		<-r.Context().Done()
+	}))
+	defer srv.Close()
+	c, err := NewClient(WithBaseURL(srv.URL), WithStreamIdleTimeout(100*time.Millisecond))
+	require.NoError(t, err)
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.QueryStream(context.Background(), "a", QueryRequest{Query: "Hi"})
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		assert.ErrorContains(t, err, `is not an event stream; body starts "<ht"`)
+	case <-time.After(10 * time.Second):
+		srv.CloseClientConnections()
+		t.Fatal("QueryStream did not return")
 	}
 }

@@ -321,6 +321,7 @@ func (r *QueryResponse) decodeChecked(b []byte) error {
 				return fmt.Errorf("the answer is not a string: %s", shorten(string(v), 100))
 			}
 		case "usage":
+			r.Usage = Usage{} // a later duplicate wins whole
 			return r.Usage.decode(v)
 		case "sources":
 			return lenient(decodeItems(v, &r.Sources, (*Source).decode))
@@ -531,8 +532,9 @@ func checkedObject(b []byte, member func(key, value []byte) error) error {
 }
 
 // decodeItems decodes the JSON array b into *items, each item with decode, which is given the
-// item's raw JSON. A value that is not an array leaves *items as it was.
+// item's raw JSON. A value that is not an array leaves *items nil.
 func decodeItems[T any](b []byte, items *[]T, decode func(*T, []byte) error) error {
+	*items = nil
 	i := skipSpace(b, 0)
 	if i == len(b) || b[i] != '[' {
 		return errNotArray // b is valid JSON: exactObject checked it
@@ -556,32 +558,38 @@ func decodeItems[T any](b []byte, items *[]T, decode func(*T, []byte) error) err
 	return nil
 }
 
-// leaf decodes the JSON value b (already checked) into v. A value of another type is not an
-// error: v keeps its zero value, and the raw JSON keeps what came. The common plain values are
-// read directly, as encoding/json would read them; anything else goes through it.
+// leaf decodes the JSON value b (already checked) into v. A value of another type, or null, is
+// not an error: v is left zero (also when an earlier duplicate of the key set it), and the raw
+// JSON keeps what came. The common plain values are read directly, as encoding/json would read
+// them; anything else goes through it.
 func leaf(b []byte, v any) error {
 	switch v := v.(type) {
 	case *string:
+		*v = ""
 		if s, ok := plainString(b); ok {
 			*v = s
 			return nil
 		}
 	case *ConversationStatus:
+		*v = ""
 		if s, ok := plainString(b); ok {
 			*v = ConversationStatus(s)
 			return nil
 		}
 	case *int:
+		*v = 0
 		if n, err := strconv.Atoi(string(b)); err == nil {
 			*v = n
 			return nil
 		}
 	case *float64:
+		*v = 0
 		if f, err := strconv.ParseFloat(string(b), 64); err == nil {
 			*v = f
 			return nil
 		}
 	case *bool:
+		*v = false
 		if string(b) == "true" || string(b) == "false" {
 			*v = string(b) == "true"
 			return nil
@@ -616,6 +624,7 @@ func plainString(b []byte) (string, bool) {
 // stringValue decodes the JSON string or null b (already checked) into *s; any other value is an
 // error.
 func stringValue(b []byte, s *string) error {
+	*s = ""
 	if p, ok := plainString(b); ok {
 		*s = p
 		return nil

@@ -195,16 +195,35 @@ func validateChannel(ch Channel) error {
 }
 
 // validateConversationID refuses a Chatwoot conversation ID that does not parse: it would put
-// the message in another conversation. An ID that starts with the prefix in another case, or
-// after white space or invisible characters, is checked too, and refused.
+// the message in another conversation. An ID that holds the prefix anywhere, in another case or
+// spelled with look-alikes ("ſ" for "s") or with invisible characters among its letters, is
+// checked too, and refused.
 func validateConversationID(id string) error {
-	lead := strings.TrimLeftFunc(id, func(r rune) bool { return unicode.IsSpace(r) || unicode.Is(unicode.Cf, r) })
-	if len(lead) >= len(chatwootPrefix) && strings.EqualFold(lead[:len(chatwootPrefix)], chatwootPrefix) {
+	var b strings.Builder
+	for _, r := range id {
+		if a, ok := asciiFold(r); ok {
+			b.WriteRune(a)
+		}
+	}
+	if strings.Contains(b.String(), strings.TrimSuffix(chatwootPrefix, "_")) {
 		if _, _, err := parseChatwoot(id); err != nil {
 			return within("conversationId", err)
 		}
 	}
 	return nil
+}
+
+// asciiFold returns r in lower case when r is ASCII or case-folds to an ASCII rune ("ſ" to "s",
+// the Kelvin sign to "k"); ok is false for any other rune.
+func asciiFold(r rune) (a rune, ok bool) {
+	for f := r; ; {
+		if f < utf8.RuneSelf {
+			return unicode.ToLower(f), true
+		}
+		if f = unicode.SimpleFold(f); f == r {
+			return 0, false
+		}
+	}
 }
 
 // validateHTTPURL checks that s is an absolute http or https URL.

@@ -464,6 +464,15 @@ func TestResponseKeysMatchExactly(t *testing.T) {
 			}},
 		{"last duplicate wins", `{"conversationId":"A","conversationId":"C"}`,
 			func(t *testing.T, r *QueryResponse) { assert.Equal(t, "C", r.ConversationID) }},
+		{"last duplicate wins when null", `{"conversationId":"A","conversationId":null}`,
+			func(t *testing.T, r *QueryResponse) { assert.Equal(t, "", r.ConversationID) }},
+		{"last duplicate wins when of another type", `{"conversationId":"A","conversationId":5,` +
+			`"request_human":true,"request_human":"yes","status":"RESOLVED","status":[],"usage":{"cost":1},"usage":null,` +
+			`"sources":[{"source":"a"}],"sources":{},"answer":"A","answer":null,"usage":{"totalTokens":2}}`,
+			func(t *testing.T, r *QueryResponse) {
+				assert.Equal(t, QueryResponse{Usage: Usage{TotalTokens: 2}}, QueryResponse{ConversationID: r.ConversationID,
+					RequestHuman: r.RequestHuman, Status: r.Status, Usage: r.Usage, Sources: r.Sources, Answer: r.Answer})
+			}},
 		{"escaped key", `{"conversation\u0049d":"E"}`,
 			func(t *testing.T, r *QueryResponse) { assert.Equal(t, "E", r.ConversationID) }},
 		{"nested usage", `{"usage":{"totalTokens":1,"TotalTokens":2,"COST":9}}`,

@@ -413,7 +413,7 @@ func TestErrorTextFromTheServerIsOneLine(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			e := newAPIError(500, http.Header{"Content-Type": {tt.contentType}}, []byte(tt.body))
+			e := newAPIError(500, http.Header{"Content-Type": {tt.contentType}}, []byte(tt.body), (&config{}).redact)
 			assert.Equal(t, tt.code, e.Code)
 			assert.Equal(t, tt.message, e.Message)
 			assert.Equal(t, tt.body, e.Body)

@@ -78,7 +78,7 @@ func (c *Client) openStream(ctx context.Context, op string, cfg *config, r reque
 	switch {
 	case ct == "" || mediaType == "text/event-stream":
 		s := newStream(ctx, sctx, cancel, op, res.StatusCode, res.Body, cfg)
-		s.path, s.header = urlPath(cfg.baseURL+r.path), res.Header
+		s.path, s.header = urlPath(cfg.baseURL+r.path), redactHeader(res.Header, cfg.redact)
 		return s, nil
 	case mediaType == "application/json" || strings.HasSuffix(mediaType, "+json"):
 		defer cancel(nil)
@@ -90,9 +90,9 @@ func (c *Client) openStream(ctx context.Context, op string, cfg *config, r reque
 	default:
 		defer cancel(nil)
 		defer res.Body.Close()
-		start, _ := io.ReadAll(io.LimitReader(res.Body, 200))
+		start, _ := readBody(res, 200, cfg.streamIdleTimeout) // the start is enough: no drain
 		return nil, opError(op, fmt.Errorf("HTTP %d with Content-Type %q is not an event stream; body starts %q",
-			res.StatusCode, ct, cfg.redact(shorten(string(start), 200))))
+			res.StatusCode, ct, cfg.redact(string(start), 200)))
 	}
 }
 
@@ -100,15 +100,15 @@ func (c *Client) openStream(ctx context.Context, op string, cfg *config, r reque
 // An ended stream releases its connection by itself.
 type Stream struct {
 	op         string
-	path       string // the request's URL path and the response's headers, for an [ERROR] event
-	header     http.Header
+	path       string      // the request's URL path and the response's headers, for an [ERROR] event
+	header     http.Header // with the API key redacted
 	status     int
-	redact     func(string) string  // hides the API key in server text an error shows
-	obs        *observation         // told of the first answer event and of the end; nil when unobserved
-	once       sync.Once            // releases the connection
-	dec        *eventstream.Decoder // used by whoever holds reading
-	reading    atomic.Bool          // a Next is running, or Close lets go of the buffers
-	concurrent atomic.Bool          // a Next was called while another ran
+	redact     func(string, int) string // config.redact: hides the API key in server text
+	obs        *observation             // told of the first answer event and of the end; nil when unobserved
+	once       sync.Once                // releases the connection
+	dec        *eventstream.Decoder     // used by whoever holds reading
+	reading    atomic.Bool              // a Next is running, or Close lets go of the buffers
+	concurrent atomic.Bool              // a Next was called while another ran
 	// Owned by the goroutine that calls Next.
 	ended, finished bool  // Next returns false from now on; the final [DONE] arrived
 	err             error // why the stream ended, wrapped with op; nil after [DONE]
@@ -253,7 +253,7 @@ func (s *Stream) show(typ, data []byte) bool {
 	case ev.Type == EventEndpointResponse:
 		var res QueryResponse
 		if err := decodeOwnedJSON([]byte(ev.Data), &res); err != nil {
-			s.end(fmt.Errorf("decode endpoint_response event: %w; data starts %q", err, s.redact(shorten(ev.Data, 200))))
+			s.end(fmt.Errorf("decode endpoint_response event: %w; data starts %q", err, s.redact(ev.Data, 200)))
 			return false
 		}
 		s.resp, ev.Response = &res, &res
@@ -302,7 +302,7 @@ func (s *Stream) drain() {
 
 // inBandError is the *APIError of an "[ERROR]..." event.
 func (s *Stream) inBandError(msg, raw string) error {
-	msg, raw = s.redact(msg), s.redact(raw)
+	msg, raw = s.redact(msg, -1), s.redact(raw, -1)
 	e := &APIError{StatusCode: s.status, Body: raw, Method: http.MethodPost, Path: s.path,
 		RequestID: requestID(s.header), Header: s.header, inStream: true, hint: "sent as an [ERROR] event in the stream"}
 	e.Code, e.Message = splitText(oneLine(msg, maxErrorMessage))

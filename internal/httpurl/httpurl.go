@@ -5,11 +5,21 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"strings"
 )
 
-// Parse parses s and checks that it is an absolute http or https URL with a host name. Its error
-// never repeats a password that s may carry.
+// ErrUserInfo is Parse's error for a URL that carries, or may carry, user info (user:password@).
+// It repeats none of the URL.
+var ErrUserInfo = errors.New("must not carry user info (user:password@); write an @ in a path or query as %40")
+
+// Parse parses s and checks that it is an absolute http or https URL with a host name. It
+// refuses a URL with user info, and one that may hold a password the parser would misread: an
+// '@' in the authority or the path, or anywhere in a URL without a path
+// ("https://u:1234?x@h.test/" is host u, port 1234). Its errors never repeat user info.
 func Parse(s string) (*url.URL, error) {
+	if mayHoldUserInfo(s) {
+		return nil, ErrUserInfo
+	}
 	u, err := url.Parse(s)
 	if err != nil {
 		var uerr *url.Error
@@ -19,7 +29,23 @@ func Parse(s string) (*url.URL, error) {
 		return nil, fmt.Errorf("does not parse: %w", err)
 	}
 	if (u.Scheme != "http" && u.Scheme != "https") || u.Hostname() == "" {
-		return nil, fmt.Errorf("%q is not an absolute http or https URL", u.Redacted())
+		return nil, fmt.Errorf("%q is not an absolute http or https URL", u.String())
 	}
 	return u, nil
+}
+
+// mayHoldUserInfo reports whether s has an '@' before its query and fragment, or anywhere when
+// no path follows its authority.
+func mayHoldUserInfo(s string) bool {
+	_, rest, ok := strings.Cut(s, "//")
+	if !ok {
+		rest = s
+	}
+	end := strings.IndexAny(rest, "/?#")
+	if end >= 0 && rest[end] == '/' {
+		if q := strings.IndexAny(rest[end:], "?#"); q >= 0 {
+			rest = rest[:end+q]
+		}
+	}
+	return strings.Contains(rest, "@")
 }
