@@ -188,6 +188,9 @@ func bearer(key string) secret {
 
 func cleanBaseURL(base string) (string, error) {
 	u, err := httpurl.Parse(strings.TrimSpace(base))
+	if strings.Contains(base, "@") { // an API's path has none: a password the parser misread
+		err = httpurl.ErrUserInfo
+	}
 	if errors.Is(err, httpurl.ErrUserInfo) {
 		return "", fmt.Errorf("base URL %w: give the API key with WithAPIKey", err)
 	}

@@ -363,6 +363,7 @@ func TestEchoedKeyInHeadersIsRedacted(t *testing.T) {
 func TestBaseURLUserInfoNeverShown(t *testing.T) {
 	for _, base := range []string{
 		"https://admin:hun/ter2@api.test/api",
+		"https://admin:1234/ter2@api.test/api",
 		"https://admin:1234?x@api.test/api",
 		"https://admin:p4#ss@api.test/api",
 		"https://admin:s3cr3t@api.test/api",

@@ -10,12 +10,13 @@ import (
 
 // ErrUserInfo is Parse's error for a URL that carries, or may carry, user info (user:password@).
 // It repeats none of the URL.
-var ErrUserInfo = errors.New("must not carry user info (user:password@); write an @ in a path or query as %40")
+var ErrUserInfo = errors.New("must not carry user info (user:password@)")
 
 // Parse parses s and checks that it is an absolute http or https URL with a host name. It
 // refuses a URL with user info, and one that may hold a password the parser would misread: an
-// '@' in the authority or the path, or anywhere in a URL without a path
-// ("https://u:1234?x@h.test/" is host u, port 1234). Its errors never repeat user info.
+// '@' in the authority, or anywhere in a URL without a path ("https://u:1234?x@h.test/" is
+// host u, port 1234). An '@' in a path ("/logo@2x.png") is a path's. Its errors never repeat
+// user info.
 func Parse(s string) (*url.URL, error) {
 	if mayHoldUserInfo(s) {
 		return nil, ErrUserInfo
@@ -23,7 +24,10 @@ func Parse(s string) (*url.URL, error) {
 	u, err := url.Parse(s)
 	if err != nil {
 		var uerr *url.Error
-		if errors.As(err, &uerr) {
+		switch {
+		case strings.Contains(s, "@"): // the parser's words may quote a misread password
+			err = ErrUserInfo
+		case errors.As(err, &uerr):
 			err = uerr.Err // url.Error repeats the whole URL
 		}
 		return nil, fmt.Errorf("does not parse: %w", err)
@@ -34,8 +38,8 @@ func Parse(s string) (*url.URL, error) {
 	return u, nil
 }
 
-// mayHoldUserInfo reports whether s has an '@' before its query and fragment, or anywhere when
-// no path follows its authority.
+// mayHoldUserInfo reports whether s has an '@' in its authority, or anywhere when no path
+// follows its authority.
 func mayHoldUserInfo(s string) bool {
 	_, rest, ok := strings.Cut(s, "//")
 	if !ok {
@@ -43,9 +47,7 @@ func mayHoldUserInfo(s string) bool {
 	}
 	end := strings.IndexAny(rest, "/?#")
 	if end >= 0 && rest[end] == '/' {
-		if q := strings.IndexAny(rest[end:], "?#"); q >= 0 {
-			rest = rest[:end+q]
-		}
+		rest = rest[:end]
 	}
 	return strings.Contains(rest, "@")
 }

@@ -27,8 +27,10 @@ func TestParse(t *testing.T) {
 		{"ftp://me:s3cret@h.test/x", "must not carry user info"},
 		{"https://me:s3cret@h.test/%zz", "must not carry user info"},
 		{"https://me@h.test/x", "must not carry user info"},
-		{"https://me:s3c/ret@h.test/x", "must not carry user info"},     // url.Parse: invalid port ":s3c"
-		{"https://me:1234/s3cret@h.test/x", "must not carry user info"}, // host me, port 1234
+		{"https://h.test/img/logo@2x.png", ""},
+		{"https://h.test/@team/hook", ""},
+		{"https://me:s3c/ret@h.test/x", "does not parse: must not carry user info"}, // invalid port ":s3c"
+		{"https://me:s3c#ret@h.test/x", "must not carry user info"},
 		{"https://me:1234?s3cret@h.test/x", "must not carry user info"}, // host me, port 1234, a query
 		{"https://me:1234#s3cret@h.test/x", "must not carry user info"}, // host me, port 1234, a fragment
 		{"https://h.test?s3cret@x", "must not carry user info"},         // no path: read as above
