@@ -341,7 +341,8 @@ func WithMaxEventSize(n int) Option {
 	}
 }
 
-// WithStreamIdleTimeout fails a read idle for d (default 5m; 0: off).
+// WithStreamIdleTimeout fails a stream read idle for d, and a whole body read that gets less
+// than a KiB in d (default 5m; 0: off).
 func WithStreamIdleTimeout(d time.Duration) Option {
 	return func(c *config) error {
 		if d < 0 {
@@ -799,16 +800,15 @@ func decodeResponse(res *http.Response, cfg *config, out rawDecoder) error {
 
 // readBody reads a response body up to limit+1 bytes: in one allocation when its length is
 // announced, else as io.ReadAll does. It reads to EOF, so that the connection returns to the
-// pool. A wait of more than idle (when positive) for the next bytes closes the body and fails
-// the read.
+// pool. When idle is positive, less than a KiB (or the end) in idle closes the body and fails
+// the read: a body that stalls, or trickles.
 func readBody(res *http.Response, limit int, idle time.Duration) ([]byte, error) {
 	var r io.Reader = res.Body
 	var stalled atomic.Bool
 	if idle > 0 {
 		t := time.AfterFunc(idle, func() { stalled.Store(true); res.Body.Close() })
-		t.Stop()
 		defer t.Stop()
-		r = timedReader{r: r, t: t, d: idle}
+		r = &progressReader{r: r, t: t, d: idle}
 	}
 	r = io.LimitReader(r, int64(limit)+1)
 	var body []byte
@@ -830,9 +830,26 @@ func readBody(res *http.Response, limit int, idle time.Duration) ([]byte, error)
 		body, err = io.ReadAll(r)
 	}
 	if err != nil && stalled.Load() {
-		return body, fmt.Errorf("no data arrived for %v while reading the body (WithStreamIdleTimeout): %w", idle, context.DeadlineExceeded)
+		return body, fmt.Errorf("less than 1 KiB of the body arrived in %v (WithStreamIdleTimeout): %w", idle, context.DeadlineExceeded)
 	}
 	return body, err
+}
+
+// progressReader restarts the timer t, to run d more, each time a KiB has arrived.
+type progressReader struct {
+	r io.Reader
+	t *time.Timer
+	d time.Duration
+	n int // bytes since the last restart
+}
+
+func (p *progressReader) Read(b []byte) (int, error) {
+	n, err := p.r.Read(b)
+	if p.n += n; p.n >= 1<<10 {
+		p.n = 0
+		p.t.Reset(p.d)
+	}
+	return n, err
 }
 
 // rawDecoder is a response type that keeps its raw JSON. decodeOwned decodes the JSON object

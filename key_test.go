@@ -411,8 +411,9 @@ func TestRetryAfterPastTheDeadline(t *testing.T) {
 }
 
 // TestQueryBodyIdleBound: a server that sends the headers and then stalls, or trickles the
-// body slower than the idle bound, fails Query with an error naming the option; the same for
-// an error body. A body whose bytes keep coming within the bound is read whole.
+// body (less than a KiB in the idle bound, even with each byte well within it), fails Query
+// with an error naming the option; the same for an error body. A body that arrives in pieces
+// within the bound is read whole.
 func TestQueryBodyIdleBound(t *testing.T) {
 	const idle = 150 * time.Millisecond
 	body := `{"answer":"Hello"}`
@@ -424,8 +425,9 @@ func TestQueryBodyIdleBound(t *testing.T) {
 	}{
 		{"stalled", 200, -1, true},
 		{"trickling slower than the bound", 200, 3 * idle, true},
+		{"trickling, each byte within the bound", 200, idle / 3, true},
 		{"stalled error body", 500, -1, true},
-		{"trickling within the bound", 200, idle / 10, false},
+		{"in pieces within the bound", 200, time.Millisecond, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
