@@ -10,7 +10,8 @@ import (
 )
 
 // Observer watches every call, for tracing and metrics (see laburenotel). Its funcs may be nil,
-// run on the call's goroutine, and must be quick and safe for concurrent use.
+// run on the call's goroutine (a stream's End, when its context ends, on the context's), and
+// must be quick and safe for concurrent use.
 type Observer struct {
 	// Start is called when a call begins; the context it returns (ctx or derived from it; nil
 	// keeps ctx) carries the call's requests and log records and goes to Attempt and End.
@@ -156,8 +157,6 @@ func (c *Client) observedStream(ctx context.Context, op string, cfg *config, req
 	case st.synth != nil: // a JSON answer: the stream is whole already
 		req.obs.firstAnswer()
 		req.obs.end(nil, st.synth[len(st.synth)-1].Response)
-	default:
-		st.obs = req.obs
 	}
 	return st, err
 }

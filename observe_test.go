@@ -232,6 +232,13 @@ func TestObserverSeesStreamEnds(t *testing.T) {
 				require.True(t, st.Next())
 				require.NoError(t, st.Close())
 			}, wantType: "closed", wantFirst: true},
+		{name: "closed after the response", body: answer + response, stall: true,
+			read: func(t *testing.T, st *Stream, _ context.CancelFunc) {
+				for st.Response() == nil {
+					require.True(t, st.Next())
+				}
+				require.NoError(t, st.Close())
+			}, wantType: "closed", wantIDs: true, wantFirst: true},
 		{name: "closed before any event", body: answer, stall: true,
 			read: func(t *testing.T, st *Stream, _ context.CancelFunc) {
 				require.NoError(t, st.Close())
@@ -323,5 +330,67 @@ func TestErrorType(t *testing.T) {
 	}
 	for _, tt := range tests {
 		assert.Equal(t, tt.want, errorType(tt.err), "%v", tt.err)
+	}
+}
+
+// TestObserverSeesAnUnreadStreamEnd: a stream opened and never read nor closed ends its
+// observation when its context ends, as cancelled or past its deadline; reading it later
+// reports the same error, and End is not called again.
+func TestObserverSeesAnUnreadStreamEnd(t *testing.T) {
+	for _, tt := range []struct {
+		name     string
+		ctx      func() (context.Context, func())
+		wantType string
+		want     error
+	}{
+		{"cancelled", func() (context.Context, func()) {
+			ctx, cancel := context.WithCancel(context.Background())
+			return ctx, cancel
+		}, "canceled", context.Canceled},
+		{"deadline", func() (context.Context, func()) {
+			ctx := expiring{Context: context.Background(), done: make(chan struct{})}
+			return ctx, func() { close(ctx.done) }
+		}, "deadline_exceeded", context.DeadlineExceeded},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			ends := make(chan CallEnd, 2)
+			c, _ := sseServer(t, func(w http.ResponseWriter, r *http.Request) {
+				writeSSE(w, "event: answer\ndata: Hi\n\n")
+				<-r.Context().Done()
+			}, WithObserver(Observer{End: func(_ context.Context, _ Call, e CallEnd) { ends <- e }}))
+			ctx, end := tt.ctx()
+			st, err := c.QueryStream(ctx, "clagent1", QueryRequest{Query: "Hi"})
+			require.NoError(t, err)
+			end()
+			var got CallEnd
+			select {
+			case got = <-ends:
+			case <-time.After(10 * time.Second):
+				t.Fatal("Observer.End was not called when the context ended")
+			}
+			assert.Equal(t, tt.wantType, got.ErrorType)
+			assert.ErrorIs(t, got.Err, tt.want)
+			assert.False(t, st.Next())
+			assert.Equal(t, st.Err(), got.Err)
+			assert.NoError(t, st.Close())
+			assert.Empty(t, ends, "End is called once")
+		})
+	}
+}
+
+// expiring is a context whose deadline passes when done is closed.
+type expiring struct {
+	context.Context
+	done chan struct{}
+}
+
+func (c expiring) Done() <-chan struct{} { return c.done }
+
+func (c expiring) Err() error {
+	select {
+	case <-c.done:
+		return context.DeadlineExceeded
+	default:
+		return nil
 	}
 }

@@ -77,7 +77,7 @@ func (c *Client) openStream(ctx context.Context, op string, cfg *config, r reque
 	mediaType = strings.ToLower(strings.TrimSpace(mediaType))
 	switch {
 	case ct == "" || mediaType == "text/event-stream":
-		s := newStream(ctx, sctx, cancel, op, res.StatusCode, res.Body, cfg)
+		s := newStream(ctx, sctx, cancel, op, res.StatusCode, res.Body, cfg, r.obs)
 		s.path, s.header = urlPath(cfg.baseURL+r.path), redactHeader(res.Header, cfg.redact)
 		return s, nil
 	case mediaType == "application/json" || strings.HasSuffix(mediaType, "+json"):
@@ -96,45 +96,46 @@ func (c *Client) openStream(ctx context.Context, op string, cfg *config, r reque
 	}
 }
 
-// Stream is a streamed answer, read by one goroutine at a time; Close may be called from any.
-// An ended stream releases its connection by itself.
+// Stream is a streamed answer, read by one goroutine at a time (Next, Current, Answer); Close
+// and Response may be called from any. An ended stream releases its connection by itself.
 type Stream struct {
-	op         string
-	path       string      // the request's URL path and the response's headers, for an [ERROR] event
-	header     http.Header // with the API key redacted
-	status     int
-	redact     func(string, int) string // config.redact: hides the API key in server text
-	obs        *observation             // told of the first answer event and of the end; nil when unobserved
-	once       sync.Once                // releases the connection
-	dec        *eventstream.Decoder     // used by whoever holds reading
-	reading    atomic.Bool              // a Next is running, or Close lets go of the buffers
-	concurrent atomic.Bool              // a Next was called while another ran
-	// Owned by the goroutine that calls Next.
-	ended, finished bool  // Next returns false from now on; the final [DONE] arrived
-	err             error // why the stream ended, wrapped with op; nil after [DONE]
-	inPiece         bool
-	ev              StreamEvent // the current event, unless inPiece: then it is an answer piece,
-	piece           [2]int      // answer[piece[0]:piece[1]], and its text as received when it
-	raw             string      // was percent-encoded
-	answer          strings.Builder
-	resp            *QueryResponse
-	synth           []StreamEvent   // the events of a finished stream (a JSON answer)
-	parent, ctx     context.Context // the caller's context, and the request's derived from it
-	cancel          context.CancelCauseFunc
-	closed          atomic.Bool // Close was called
-	afterDone       chan struct{}
-	body            io.ReadCloser
-	idle            *time.Timer // cancels ctx when a read waits longer than the idle timeout
-	idleErr         error
-	maxEvent        int
-	maxAnswer       int
-	drainWait       time.Duration
+	op          string
+	path        string      // the request's URL path and the response's headers, for an [ERROR] event
+	header      http.Header // with the API key redacted
+	status      int
+	redact      func(string, int) string // config.redact: hides the API key in server text
+	obs         *observation             // told of the first answer event and of the end; nil when unobserved
+	once        sync.Once                // releases the connection
+	dec         *eventstream.Decoder     // used by whoever holds reading
+	reading     atomic.Int32             // free, busy (Next, Current or Answer runs) or released (by Close)
+	concurrent  atomic.Bool              // a Next was called while another ran
+	ended       atomic.Bool              // Next returns false from now on
+	resp        atomic.Pointer[QueryResponse]
+	parent, ctx context.Context // the caller's context, and the request's derived from it
+	cancel      context.CancelCauseFunc
+	closed      atomic.Bool // Close was called
+	afterDone   chan struct{}
+	body        io.ReadCloser
+	idle        *time.Timer // cancels ctx when a read waits longer than the idle timeout
+	idleErr     error
+	maxEvent    int
+	maxAnswer   int
+	drainWait   time.Duration
+	// Owned by whoever holds reading; fixed once ended is set.
+	finished bool  // the final [DONE] arrived
+	err      error // why the stream ended, wrapped with op; nil after [DONE]
+	inPiece  bool
+	ev       StreamEvent // the current event, unless inPiece: then it is an answer piece,
+	piece    [2]int      // answer[piece[0]:piece[1]], and its text as received when it
+	raw      string      // was percent-encoded
+	answer   strings.Builder
+	synth    []StreamEvent // the events of a finished stream (a JSON answer)
 }
 
 // newStream wraps the body of an event stream; sctx is the request's context, derived from parent.
-func newStream(parent, sctx context.Context, cancel context.CancelCauseFunc, op string, status int, body io.ReadCloser, cfg *config) *Stream {
+func newStream(parent, sctx context.Context, cancel context.CancelCauseFunc, op string, status int, body io.ReadCloser, cfg *config, obs *observation) *Stream {
 	body = hideBody(body)
-	s := &Stream{op: op, status: status, parent: parent, ctx: sctx, cancel: cancel,
+	s := &Stream{op: op, status: status, parent: parent, ctx: sctx, cancel: cancel, obs: obs,
 		body: body, maxEvent: cfg.maxEventSize, maxAnswer: cmp.Or(cfg.maxAnswerSize, DefaultMaxAnswerSize),
 		afterDone: make(chan struct{}), redact: cfg.redact}
 	var read io.Reader = body
@@ -153,6 +154,9 @@ func newStream(parent, sctx context.Context, cancel context.CancelCauseFunc, op 
 	context.AfterFunc(sctx, func() {
 		body.Close()
 		close(s.afterDone)
+		if parent.Err() != nil { // observe: the caller ended the call, whether or not a Next follows
+			s.obs.end(opError(op, interrupted(parent)), s.resp.Load())
+		}
 	})
 	return s
 }
@@ -182,6 +186,13 @@ func finishedStream(op string, status int, res *QueryResponse) *Stream {
 	return s
 }
 
+// The states of Stream.reading.
+const (
+	free int32 = iota
+	busy
+	released // for good: Close let go of the buffers
+)
+
 var (
 	errDrainTimeout   = errors.New("the body did not end after the final event")
 	errConcurrentNext = errors.New("Next called while another Next ran: a stream has one reader at a time")
@@ -191,16 +202,13 @@ var (
 // Next advances to the next event (see Current). It returns false at the end: after [DONE],
 // or on a failure that Err reports.
 func (s *Stream) Next() bool {
-	if !s.reading.CompareAndSwap(false, true) {
-		if !s.closed.Load() {
-			s.concurrent.Store(true)
-			s.cancel(errConcurrentNext) // ends the other Next's read
-		}
+	if !s.reading.CompareAndSwap(free, busy) {
+		s.misuse()
 		return false
 	}
-	defer s.reading.Store(false)
+	defer s.reading.Store(free)
 	switch {
-	case s.ended:
+	case s.ended.Load():
 		return false
 	case s.synth != nil:
 		return s.nextSynthetic()
@@ -214,7 +222,7 @@ func (s *Stream) Next() bool {
 		if s.show(typ, data) {
 			return true
 		}
-		if s.ended {
+		if s.ended.Load() {
 			return false
 		}
 	}
@@ -224,13 +232,24 @@ func (s *Stream) Next() bool {
 
 func (s *Stream) nextSynthetic() bool {
 	if s.closed.Load() || len(s.synth) == 0 {
-		s.synth, s.ended, s.finished = nil, true, !s.closed.Load()
+		s.synth, s.finished = nil, !s.closed.Load()
+		s.ended.Store(true)
 		return false
 	}
 	s.ev, s.synth, s.inPiece = s.synth[0], s.synth[1:], false
 	s.answer.WriteString(s.ev.Text) // empty but for an answer
-	s.resp = cmp.Or(s.ev.Response, s.resp)
+	if s.ev.Response != nil {
+		s.resp.Store(s.ev.Response)
+	}
 	return true
+}
+
+// misuse ends a live stream that a goroutine reads while another's Next runs.
+func (s *Stream) misuse() {
+	if !s.closed.Load() && !s.ended.Load() {
+		s.concurrent.Store(true)
+		s.cancel(errConcurrentNext) // ends the other Next's read
+	}
 }
 
 // show interprets one event. It reports whether the event is shown to the caller; an event
@@ -256,7 +275,8 @@ func (s *Stream) show(typ, data []byte) bool {
 			s.end(fmt.Errorf("decode endpoint_response event: %w; data starts %q", err, s.redact(ev.Data, 200)))
 			return false
 		}
-		s.resp, ev.Response = &res, &res
+		ev.Response = &res
+		s.resp.Store(&res)
 	}
 	s.ev, s.inPiece = ev, false
 	return true
@@ -320,10 +340,7 @@ func (s *Stream) failure(err error) error {
 	case s.closed.Load():
 		return errClosed
 	case s.parent.Err() != nil:
-		if cause := context.Cause(s.parent); cause != s.parent.Err() {
-			return fmt.Errorf("stream interrupted: %w (%w)", s.parent.Err(), cause)
-		}
-		return fmt.Errorf("stream interrupted: %w", s.parent.Err())
+		return interrupted(s.parent)
 	case s.idle != nil && context.Cause(s.ctx) == s.idleErr:
 		return s.idleErr
 	case err == eventstream.ErrTooLarge:
@@ -342,13 +359,22 @@ func (s *Stream) failure(err error) error {
 	return &streamError{msg: msg, errs: errs}
 }
 
+// interrupted is the error of a stream whose caller's context ended.
+func interrupted(parent context.Context) error {
+	if cause := context.Cause(parent); cause != parent.Err() {
+		return fmt.Errorf("stream interrupted: %w (%w)", parent.Err(), cause)
+	}
+	return fmt.Errorf("stream interrupted: %w", parent.Err())
+}
+
 // end records how the stream ended (err is nil after [DONE]) and releases it. Every ending of
 // a stream that Next reads comes here.
 func (s *Stream) end(err error) {
-	if s.ended, s.finished = true, err == nil; err != nil {
+	if s.finished = err == nil; err != nil {
 		s.err = opError(s.op, err)
 	}
-	s.obs.end(s.err, s.resp) // observe: how the stream ended
+	s.ended.Store(true)
+	s.obs.end(s.err, s.resp.Load()) // observe: how the stream ended
 	s.release()
 	s.dec.Release()
 }
@@ -364,12 +390,31 @@ func (s *Stream) release() {
 	})
 }
 
-// Current returns the event Next advanced to (after the end, the last one).
-func (s *Stream) Current() StreamEvent {
-	if text := s.answer.String()[s.piece[0]:s.piece[1]]; s.inPiece {
-		return StreamEvent{Type: EventAnswer, Text: text, Data: text, Raw: cmp.Or(s.raw, text)}
+// Current returns the event Next advanced to (after the end, the last one; see view).
+func (s *Stream) Current() (ev StreamEvent) {
+	s.view(func() {
+		if ev = s.ev; s.inPiece {
+			a := s.answer.String()
+			text := a[min(s.piece[0], len(a)):min(s.piece[1], len(a))]
+			ev = StreamEvent{Type: EventAnswer, Text: text, Data: text, Raw: cmp.Or(s.raw, text)}
+		}
+	})
+	return ev
+}
+
+// view runs f, which reads what Next writes, unless a Next runs in another goroutine: then f
+// does not run, and a live stream ends as when a second Next is called. Once the stream has
+// ended, or Close let go of it, nothing changes and f runs as it is.
+func (s *Stream) view(f func()) {
+	switch {
+	case s.ended.Load() || s.reading.Load() == released:
+		f()
+	case s.reading.CompareAndSwap(free, busy):
+		f()
+		s.reading.Store(free)
+	default:
+		s.misuse()
 	}
-	return s.ev
 }
 
 // Err returns why the stream ended: nil while it runs and after [DONE], else an *APIError or an
@@ -384,18 +429,21 @@ func (s *Stream) Err() error {
 	return s.err
 }
 
-// Answer returns the answer text joined so far.
-func (s *Stream) Answer() string { return s.answer.String() }
+// Answer returns the answer text joined so far; "" when called while a Next runs (see Current).
+func (s *Stream) Answer() (answer string) {
+	s.view(func() { answer = s.answer.String() })
+	return answer
+}
 
 // Response returns the endpoint_response object, or nil before it.
-func (s *Stream) Response() *QueryResponse { return s.resp }
+func (s *Stream) Response() *QueryResponse { return s.resp.Load() }
 
 // Close ends the stream and releases it, from any goroutine; it always returns nil.
 func (s *Stream) Close() error {
 	s.closed.Store(true)
-	s.obs.end(opError(s.op, errClosed), nil) // observe: closed before its end (after it, nothing)
+	s.obs.end(opError(s.op, errClosed), s.resp.Load()) // observe: closed before its end (after it, nothing)
 	s.release()
-	if s.dec != nil && s.reading.CompareAndSwap(false, true) { // no Next runs, nor will
+	if s.dec != nil && s.reading.CompareAndSwap(free, released) { // no Next runs, nor will
 		s.dec.Release()
 	}
 	return nil
@@ -424,8 +472,8 @@ func (s *Stream) Final() (*QueryResponse, error) {
 		return nil, err
 	}
 	var res QueryResponse
-	if s.resp != nil {
-		res = *s.resp
+	if r := s.resp.Load(); r != nil {
+		res = *r
 	}
 	if res.Answer == "" {
 		res.Answer = s.Answer()

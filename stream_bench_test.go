@@ -28,7 +28,7 @@ func readerStream(r io.Reader, cfg *config) *Stream {
 		cfg = &config{maxEventSize: DefaultMaxEventSize, streamIdleTimeout: DefaultStreamIdleTimeout}
 	}
 	ctx, cancel := context.WithCancelCause(context.Background())
-	return newStream(context.Background(), ctx, cancel, "stream test", 200, io.NopCloser(r), cfg)
+	return newStream(context.Background(), ctx, cancel, "stream test", 200, io.NopCloser(r), cfg, nil)
 }
 
 // answerEvents is n answer events carrying word each, then [DONE].
@@ -239,10 +239,12 @@ func BenchmarkStreamLargeEvent(b *testing.B) {
 			b.SetBytes(int64(len(body)))
 			for b.Loop() {
 				st := readerStream(reader(chunk), nil)
+				n := 0
 				for st.Next() {
+					n = len(st.Current().Data)
 				}
-				if st.Err() != nil || len(st.Current().Data) != len(body)-len("event: \ndata: \n\ndata: [DONE]\n\n")-len(typ) {
-					b.Fatal(st.Err())
+				if st.Err() != nil || n != len(body)-len("event: \ndata: \n\ndata: [DONE]\n\n")-len(typ) {
+					b.Fatal(st.Err(), n)
 				}
 			}
 		}

@@ -1,12 +1,14 @@
 package laburen
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -43,6 +45,84 @@ func TestStreamNextFromTwoGoroutines(t *testing.T) {
 	assert.Contains(t, st.Err().Error(), `laburen: stream query agent "a": Next called while another Next ran`)
 	assert.NotErrorIs(t, st.Err(), ErrStreamTruncated)
 	assert.Equal(t, "Hel", st.Answer())
+}
+
+// TestStreamCurrentWhileNextRuns: Current and Answer called while a Next waits for the body in
+// another goroutine read nothing that Next writes: they return empty and end the stream as a
+// second Next does. Response is safe from any goroutine; once the stream ended, all read again.
+func TestStreamCurrentWhileNextRuns(t *testing.T) {
+	c, p, release := stalledServer(t, "event: answer\ndata: Hel\n\n", "event: answer\ndata: lo\n\ndata: [DONE]\n\n")
+	defer release()
+	st, err := c.QueryStream(context.Background(), "a", QueryRequest{Query: "Hi"})
+	require.NoError(t, err)
+	defer st.Close()
+	require.True(t, st.Next())
+	reading := p.arm()
+	first := make(chan bool)
+	go func() { first <- st.Next() }()
+	select {
+	case <-reading:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the first Next never read the body")
+	}
+	assert.Nil(t, st.Response())
+	assert.Equal(t, StreamEvent{}, st.Current())
+	assert.Empty(t, st.Answer())
+	select {
+	case more := <-first:
+		assert.False(t, more, "the first Next")
+	case <-time.After(10 * time.Second):
+		t.Fatal("the first Next was not ended")
+	}
+	assert.ErrorContains(t, st.Err(), "Next called while another Next ran")
+	assert.Equal(t, "Hel", st.Answer())
+	assert.Equal(t, "Hel", st.Current().Text, "after the end, the last event")
+}
+
+// TestStreamTwoReaders: two goroutines that each read one stream with Next and Current touch
+// nothing at the same time (run it with -race) and never panic; the stream ends with the
+// misuse reported, or at [DONE] when one goroutine read it all before the other began.
+func TestStreamTwoReaders(t *testing.T) {
+	for range 50 {
+		st := readerStream(&chunkReader{r: bytes.NewReader(answerEvents(1000, "w")), n: 1400}, nil)
+		var wg sync.WaitGroup
+		for range 2 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for st.Next() {
+					if ev := st.Current(); ev != (StreamEvent{}) {
+						assert.Equal(t, "w", ev.Text)
+					}
+					_ = st.Answer()
+				}
+			}()
+		}
+		wg.Wait()
+		if err := st.Err(); err != nil {
+			assert.ErrorContains(t, err, "Next called while another Next ran")
+		}
+		st.Close()
+	}
+}
+
+// TestStreamNextAfterTheEndKeepsErr: a Next that overlaps another once the stream has ended is
+// no misuse to report: Err keeps how the stream ended.
+func TestStreamNextAfterTheEndKeepsErr(t *testing.T) {
+	for _, tt := range []struct{ name, in string }{
+		{"[DONE]", "event: answer\ndata: hi\n\ndata: [DONE]\n\n"},
+		{"[ERROR]", "event: answer\ndata: hi\n\ndata: [ERROR]USAGE_LIMIT\n\n"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			st := readerStream(strings.NewReader(tt.in), nil)
+			drainStream(st)
+			want := st.Err()
+			st.reading.Store(busy) // as while another goroutine's Next runs
+			assert.False(t, st.Next())
+			st.reading.Store(free)
+			assert.Equal(t, want, st.Err())
+		})
+	}
 }
 
 func TestStreamMaxAnswerSize(t *testing.T) {
@@ -153,29 +233,43 @@ func heapHeld(fn func() any) int64 {
 }
 
 // TestStreamMemoryAfterALargeEvent: after one 1 MiB event, an open stream waiting for more holds
-// at most 2.5 MiB, and a finished one at most 1.5 MiB (the event itself is 1 MiB).
+// at most 2.5 MiB, and a finished one (which keeps the answer, the response and the last event)
+// at most 1.5 MiB. Percent-encoded, the last event also keeps its text as received (Raw), so a
+// finished stream holds about 2 MiB. An endpoint_response is held as its Data, its Response's
+// Raw and Answer (a string and a []byte cannot share memory), and its Raw when encoded.
 func TestStreamMemoryAfterALargeEvent(t *testing.T) {
 	const mib = 1 << 20
-	for _, typ := range []string{"tool_call", "answer"} {
+	for _, ev := range []struct {
+		name, typ, head, tail string  // the payload: head, then 'x' to 1 MiB in all, then tail
+		open, finished        float64 // the budgets, in MiB
+	}{
+		{"tool_call", "tool_call", "", "", 2.5, 1.5},
+		{"answer", "answer", "", "", 2.5, 1.5},
+		{"encoded tool_call", "tool_call", "", "%41", 2.5, 2.5},
+		{"encoded answer", "answer", "", "%41", 2.5, 2.5},
+		{"endpoint_response", "endpoint_response", `{"answer":"`, `"}`, 3.5, 3.5},
+		{"encoded endpoint_response", "endpoint_response", "%7B%22answer%22%3A%22", "%22%7D", 4.5, 4.5},
+	} {
 		for _, tt := range []struct {
 			name  string
 			tail  string
-			limit int64
-		}{{"open", "", 5 * mib / 2}, {"finished", "data: [DONE]\n\n", 3 * mib / 2}} {
-			t.Run(typ+"/"+tt.name, func(t *testing.T) {
+			limit float64
+		}{{"open", "", ev.open}, {"finished", "data: [DONE]\n\n", ev.finished}} {
+			t.Run(ev.name+"/"+tt.name, func(t *testing.T) {
 				held := heapHeld(func() any {
-					body := io.MultiReader(strings.NewReader("event: "+typ+"\ndata: "), &xReader{n: mib}, strings.NewReader("\n\n"+tt.tail))
+					body := io.MultiReader(strings.NewReader("event: "+ev.typ+"\ndata: "+ev.head),
+						&xReader{n: mib - len(ev.head) - len(ev.tail)}, strings.NewReader(ev.tail+"\n\n"+tt.tail))
 					st := readerStream(body, nil)
 					require.True(t, st.Next())
-					require.Len(t, st.Current().Data, mib)
+					require.Len(t, st.Current().Raw, mib)
 					if tt.tail != "" {
 						require.False(t, st.Next())
 						require.NoError(t, st.Err())
 					}
 					return st
 				})
-				t.Logf("%s stream after a 1 MiB %s event holds %.2f MiB", tt.name, typ, float64(held)/mib)
-				assert.Less(t, held, tt.limit)
+				t.Logf("%s stream after a 1 MiB %s event holds %.2f MiB", tt.name, ev.name, float64(held)/mib)
+				assert.Less(t, float64(held)/mib, tt.limit)
 			})
 		}
 	}

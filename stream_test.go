@@ -912,7 +912,7 @@ func TestStreamEndsABodyThatIgnoresTheContext(t *testing.T) {
 			defer cancel()
 			sctx, scancel := context.WithCancelCause(parent)
 			body := &signalReader{r: pr, reading: make(chan struct{})}
-			st := newStream(parent, sctx, scancel, "stream test", 200, readCloser{body, pr}, &config{maxEventSize: DefaultMaxEventSize})
+			st := newStream(parent, sctx, scancel, "stream test", 200, readCloser{body, pr}, &config{maxEventSize: DefaultMaxEventSize}, nil)
 			require.True(t, st.Next())
 			go func() {
 				<-body.reading

@@ -120,7 +120,11 @@ func (d *Decoder) readLine() ([]byte, bool) {
 				if !d.utf8 || len(d.line) > 0 {
 					line = valid(line)
 				}
-				shrink(&d.line) // a joined line stays valid until the next call
+				// A joined line stays valid until the next call; one longer than a read is let
+				// go, so that after an event the decoder keeps its data and not a second copy.
+				if d.line = d.line[:0]; cap(d.line) > readSize {
+					d.line = nil
+				}
 				return line, true
 			}
 			d.line, d.pos = append(d.line, d.buf[d.pos:d.end]...), d.end

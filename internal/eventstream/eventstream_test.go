@@ -206,9 +206,22 @@ func TestBuffersFollowWhatArrives(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "1", string(data))
 	assert.Equal(t, readSize, cap(d.buf))
-	assert.LessOrEqual(t, cap(d.line)+cap(d.data)+cap(d.typ), 3*keepCap, "the large event's buffers are gone")
+	assert.LessOrEqual(t, cap(d.line), readSize, "the joined line is gone")
+	assert.LessOrEqual(t, cap(d.data)+cap(d.typ), 2*keepCap, "the large event's buffers are gone")
 	d.Release()
 	assert.Nil(t, d.buf)
+
+	// An event under keepCap keeps its data buffer for the next one, and nothing more: the line
+	// it was joined from, which spanned reads, is let go.
+	for _, n := range []int{8 << 10, 32 << 10, 60 << 10} {
+		d := NewDecoder(&chunkReader{strings.NewReader("event: answer\ndata: " + big[:n] + "\n\n"), 1400}, 2<<20)
+		_, data, err := d.Next()
+		require.NoError(t, err)
+		require.Len(t, data, n)
+		held := cap(d.line) + cap(d.data) + cap(d.typ)
+		t.Logf("after a %d KiB event: %d bytes beyond the read buffer (%.2fx)", n>>10, held, float64(held)/float64(n))
+		assert.LessOrEqual(t, held, n+n/8+readSize, "after a %d KiB event", n>>10)
+	}
 }
 
 // utf8Decode is the Encoding standard's UTF-8 decoder, written from its steps, with U+FFFD for
