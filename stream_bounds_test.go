@@ -16,23 +16,31 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// TestStreamNextFromTwoGoroutines: a Next called while another waits for the body ends the
-// stream with an error that says so, for both callers; never a truncated body.
-func TestStreamNextFromTwoGoroutines(t *testing.T) {
+// nextWaiting returns a stream that gave its first event ("Hel") and a Next, run in another
+// goroutine, that now waits for the body; its result comes on first.
+func nextWaiting(t *testing.T) (*Stream, chan bool) {
+	t.Helper()
 	c, p, release := stalledServer(t, "event: answer\ndata: Hel\n\n", "event: answer\ndata: lo\n\ndata: [DONE]\n\n")
-	defer release()
+	t.Cleanup(release)
 	st, err := c.QueryStream(context.Background(), "a", QueryRequest{Query: "Hi"})
 	require.NoError(t, err)
-	defer st.Close()
+	t.Cleanup(func() { st.Close() })
 	require.True(t, st.Next())
 	reading := p.arm()
-	first := make(chan bool)
+	first := make(chan bool, 1)
 	go func() { first <- st.Next() }()
 	select {
 	case <-reading:
 	case <-time.After(10 * time.Second):
 		t.Fatal("the first Next never read the body")
 	}
+	return st, first
+}
+
+// TestStreamNextFromTwoGoroutines: a Next called while another waits for the body ends the
+// stream with an error that says so, for both callers; never a truncated body.
+func TestStreamNextFromTwoGoroutines(t *testing.T) {
+	st, first := nextWaiting(t)
 	assert.False(t, st.Next(), "the second Next")
 	assert.ErrorContains(t, st.Err(), "Next called while another Next ran")
 	select {
@@ -51,20 +59,7 @@ func TestStreamNextFromTwoGoroutines(t *testing.T) {
 // another goroutine read nothing that Next writes: they return empty and end the stream as a
 // second Next does. Response is safe from any goroutine; once the stream ended, all read again.
 func TestStreamCurrentWhileNextRuns(t *testing.T) {
-	c, p, release := stalledServer(t, "event: answer\ndata: Hel\n\n", "event: answer\ndata: lo\n\ndata: [DONE]\n\n")
-	defer release()
-	st, err := c.QueryStream(context.Background(), "a", QueryRequest{Query: "Hi"})
-	require.NoError(t, err)
-	defer st.Close()
-	require.True(t, st.Next())
-	reading := p.arm()
-	first := make(chan bool)
-	go func() { first <- st.Next() }()
-	select {
-	case <-reading:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the first Next never read the body")
-	}
+	st, first := nextWaiting(t)
 	assert.Nil(t, st.Response())
 	assert.Equal(t, StreamEvent{}, st.Current())
 	assert.Empty(t, st.Answer())
