@@ -418,15 +418,17 @@ func (s *Stream) view(f func()) {
 }
 
 // Err returns why the stream ended: nil while it runs and after [DONE], else an *APIError or an
-// error matching ErrStreamTruncated, ErrStreamClosed or ctx's.
-func (s *Stream) Err() error {
-	switch {
-	case s.concurrent.Load():
+// error matching ErrStreamTruncated, ErrStreamClosed or ctx's (see Current).
+func (s *Stream) Err() (err error) {
+	s.view(func() {
+		if err = s.err; err == nil && !s.finished && s.closed.Load() {
+			err = opError(s.op, errClosed)
+		}
+	})
+	if s.concurrent.Load() {
 		return opError(s.op, errConcurrentNext)
-	case s.err == nil && !s.finished && s.closed.Load():
-		return opError(s.op, errClosed)
 	}
-	return s.err
+	return err
 }
 
 // Answer returns the answer text joined so far; "" when called while a Next runs (see Current).

@@ -74,6 +74,20 @@ func TestStreamCurrentWhileNextRuns(t *testing.T) {
 	assert.Equal(t, "Hel", st.Current().Text, "after the end, the last event")
 }
 
+// TestStreamErrWhileNextRuns: Err called while a Next waits in another goroutine reads nothing
+// that Next writes: it reports the misuse, and the waiting Next ends.
+func TestStreamErrWhileNextRuns(t *testing.T) {
+	st, first := nextWaiting(t)
+	assert.ErrorContains(t, st.Err(), "Next called while another Next ran")
+	select {
+	case more := <-first:
+		assert.False(t, more, "the first Next")
+	case <-time.After(10 * time.Second):
+		t.Fatal("the first Next was not ended")
+	}
+	assert.ErrorContains(t, st.Err(), "Next called while another Next ran")
+}
+
 // TestStreamTwoReaders: two goroutines that each read one stream with Next and Current touch
 // nothing at the same time (run it with -race) and never panic; the stream ends with the
 // misuse reported, or at [DONE] when one goroutine read it all before the other began.
@@ -90,6 +104,7 @@ func TestStreamTwoReaders(t *testing.T) {
 						assert.Equal(t, "w", ev.Text)
 					}
 					_ = st.Answer()
+					_ = st.Err()
 				}
 			}()
 		}
