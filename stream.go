@@ -8,6 +8,7 @@ import (
 	"io"
 	"iter"
 	"net/http"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -96,8 +97,8 @@ func (c *Client) openStream(ctx context.Context, op string, cfg *config, r reque
 	}
 }
 
-// Stream is a streamed answer, read by one goroutine at a time (Next, Current, Answer); Close
-// and Response may be called from any. An ended stream releases its connection by itself.
+// Stream is a streamed answer, read by one goroutine at a time (Next, Current, Answer, Err);
+// Close and Response may be called from any. An ended stream releases its connection by itself.
 type Stream struct {
 	op          string
 	path        string      // the request's URL path and the response's headers, for an [ERROR] event
@@ -107,7 +108,7 @@ type Stream struct {
 	obs         *observation             // told of the first answer event and of the end; nil when unobserved
 	once        sync.Once                // releases the connection
 	dec         *eventstream.Decoder     // used by whoever holds reading
-	reading     atomic.Int32             // free, busy (Next, Current or Answer runs) or released (by Close)
+	reading     atomic.Int32             // free, busy (Next, Current, Answer or Err runs) or released (by Close)
 	concurrent  atomic.Bool              // a Next was called while another ran
 	ended       atomic.Bool              // Next returns false from now on
 	resp        atomic.Pointer[QueryResponse]
@@ -118,7 +119,7 @@ type Stream struct {
 	body        io.ReadCloser
 	idle        *time.Timer // cancels ctx when a read waits longer than the idle timeout
 	idleErr     error
-	maxEvent    int
+	maxEvent    int // WithMaxEventSize and WithMaxAnswerSize
 	maxAnswer   int
 	drainWait   time.Duration
 	// Owned by whoever holds reading; fixed once ended is set.
@@ -149,8 +150,7 @@ func newStream(parent, sctx context.Context, cancel context.CancelCauseFunc, op 
 	}
 	s.drainWait = cmp.Or(cfg.drainTimeout, drain)
 	s.dec = eventstream.NewDecoder(read, cfg.maxEventSize)
-	// Closing the body ends a Read that is waiting for data even when the transport does not
-	// tie the body to the request's context.
+	// Closing the body ends a waiting Read even where the transport ties it to no context.
 	context.AfterFunc(sctx, func() {
 		body.Close()
 		close(s.afterDone)
@@ -238,9 +238,7 @@ func (s *Stream) nextSynthetic() bool {
 	}
 	s.ev, s.synth, s.inPiece = s.synth[0], s.synth[1:], false
 	s.answer.WriteString(s.ev.Text) // empty but for an answer
-	if s.ev.Response != nil {
-		s.resp.Store(s.ev.Response)
-	}
+	s.resp.Store(s.ev.Response)     // nil but for the endpoint_response, which comes last
 	return true
 }
 
@@ -367,8 +365,7 @@ func interrupted(parent context.Context) error {
 	return fmt.Errorf("stream interrupted: %w", parent.Err())
 }
 
-// end records how the stream ended (err is nil after [DONE]) and releases it. Every ending of
-// a stream that Next reads comes here.
+// end records how the stream ended (err is nil after [DONE]) and releases it; every end does.
 func (s *Stream) end(err error) {
 	if s.finished = err == nil; err != nil {
 		s.err = opError(s.op, err)
@@ -404,8 +401,11 @@ func (s *Stream) Current() (ev StreamEvent) {
 
 // view runs f, which reads what Next writes, unless a Next runs in another goroutine: then f
 // does not run, and a live stream ends as when a second Next is called. Once the stream has
-// ended, or Close let go of it, nothing changes and f runs as it is.
+// ended, or Close let go of it (waiting for a Next that it ended), f runs as it is.
 func (s *Stream) view(f func()) {
+	for s.closed.Load() && !s.ended.Load() && s.reading.Load() == busy {
+		runtime.Gosched()
+	}
 	switch {
 	case s.ended.Load() || s.reading.Load() == released:
 		f()

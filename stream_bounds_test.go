@@ -88,6 +88,17 @@ func TestStreamErrWhileNextRuns(t *testing.T) {
 	assert.ErrorContains(t, st.Err(), "Next called while another Next ran")
 }
 
+// TestStreamAnswerAfterClose: Close from another goroutine ends a waiting Next, and what arrived
+// stays readable at once, before that Next has returned.
+func TestStreamAnswerAfterClose(t *testing.T) {
+	st, first := nextWaiting(t)
+	require.NoError(t, st.Close())
+	assert.Equal(t, "Hel", st.Answer())
+	assert.Equal(t, "Hel", st.Current().Text)
+	assert.ErrorIs(t, st.Err(), ErrStreamClosed)
+	assert.False(t, <-first)
+}
+
 // TestStreamTwoReaders: two goroutines that each read one stream with Next and Current touch
 // nothing at the same time (run it with -race) and never panic; the stream ends with the
 // misuse reported, or at [DONE] when one goroutine read it all before the other began.

@@ -32,7 +32,11 @@ func Parse(s string) (*url.URL, error) {
 		}
 		return nil, fmt.Errorf("does not parse: %w", err)
 	}
-	if (u.Scheme != "http" && u.Scheme != "https") || u.Hostname() == "" {
+	switch {
+	case (u.Scheme == "http" || u.Scheme == "https") && u.Hostname() != "":
+	case strings.Contains(s, "@"): // "https:/u:pw@h.test" has no host here, and user info elsewhere
+		return nil, fmt.Errorf("is not an absolute http or https URL, and it %w", ErrUserInfo)
+	default:
 		return nil, fmt.Errorf("%q is not an absolute http or https URL", u.String())
 	}
 	return u, nil

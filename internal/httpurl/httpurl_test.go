@@ -33,7 +33,8 @@ func TestParse(t *testing.T) {
 		{"https://me:s3c#ret@h.test/x", "must not carry user info"},
 		{"https://me:1234?s3cret@h.test/x", "must not carry user info"}, // host me, port 1234, a query
 		{"https://me:1234#s3cret@h.test/x", "must not carry user info"}, // host me, port 1234, a fragment
-		{"https://h.test?s3cret@x", "must not carry user info"},         // no path: read as above
+		{"https://h.test?s3cret@x", "must not carry user info"},
+		{"https:/me:s3cret@h.test/x", "must not carry user info"}, // no host here; user info to a browser         // no path: read as above
 	}
 	for _, tt := range tests {
 		t.Run(tt.in, func(t *testing.T) {
