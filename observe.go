@@ -47,7 +47,8 @@ type CallEnd struct {
 	Attempts          int
 	Duration          time.Duration // from Start
 	ConversationID    string        // empty when no response arrived
-	MessageID         string        // for a queued query, its InputMessageID
+	MessageID         string        // the answer's; empty for a queued query
+	InputMessageID    string        // a queued query's message (QueryAsync)
 	Usage             Usage
 	TimeToFirstAnswer time.Duration // a stream's first answer event, from Start; 0 without one
 }
@@ -121,9 +122,7 @@ func (obs *observation) end(err error, res any) {
 	case *QueryResponse:
 		if r != nil {
 			e.ConversationID, e.MessageID, e.Usage = r.ConversationID, r.MessageID, r.Usage
-			if e.MessageID == "" {
-				e.MessageID = r.InputMessageID
-			}
+			e.InputMessageID = r.InputMessageID
 		}
 	case *AgentQueryResponse:
 		if r != nil {

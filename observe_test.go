@@ -111,7 +111,7 @@ func TestObserverSeesCalls(t *testing.T) {
 			},
 			wantCall: Call{Operation: "query", AgentID: "clagent1", Async: true},
 			wantAtt:  []Attempt{{N: 1, StatusCode: 200, RetryWait: -1}},
-			wantEnd:  CallEnd{Attempts: 1, ConversationID: "clconv", MessageID: "clin"}},
+			wantEnd:  CallEnd{Attempts: 1, ConversationID: "clconv", InputMessageID: "clin"}},
 		{name: "AgentQuery", body: agentAnswer,
 			call: func(c *Client) error {
 				_, err := c.AgentQuery(context.Background(), "clagent1", AgentQueryRequest{Query: "Shipped"})

@@ -164,7 +164,9 @@ func (e *WebhookEvent) DeliveryKey() string {
 		h.Write(n[:binary.PutUvarint(n[:], uint64(len(b)))])
 		h.Write(b)
 	}
-	part("path", []byte(e.path))
+	if e.path != "" { // an unsigned delivery's key is the same as before paths counted
+		part("path", []byte(e.path))
+	}
 	part("params", []byte(e.Params.Encode()))
 	part("event", []byte(e.Name))
 	if e.AgentResponse != nil && e.AgentResponse.MessageID != "" {

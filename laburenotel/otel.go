@@ -187,11 +187,11 @@ func (o *observer) end(ctx context.Context, call laburen.Call, e laburen.CallEnd
 	if e.ConversationID != "" {
 		attrs = append(attrs, semconv.GenAIConversationID(e.ConversationID))
 	}
-	switch {
-	case e.MessageID != "" && call.Async:
-		attrs = append(attrs, inputMessageKey.String(e.MessageID))
-	case e.MessageID != "":
+	if e.MessageID != "" {
 		attrs = append(attrs, semconv.GenAIResponseID(e.MessageID))
+	}
+	if e.InputMessageID != "" {
+		attrs = append(attrs, inputMessageKey.String(e.InputMessageID))
 	}
 	if e.Usage != (laburen.Usage{}) {
 		attrs = append(attrs, semconv.GenAIUsageInputTokens(e.Usage.PromptTokens),

@@ -10,6 +10,7 @@
 package laburenpg
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -63,15 +64,17 @@ func WithTable(name string) Option { return func(d *Deduplicator) { d.table = na
 
 // WithClaimTTL sets the lease of a claim (laburen.DefaultDedupClaimTTL by default): a replica
 // that died or hung while handling a delivery frees it after d. Choose d longer than the
-// handler's function ever runs. New refuses a d under a millisecond.
+// handler's function ever runs. 0 keeps the default; New refuses another d under a
+// millisecond.
 func WithClaimTTL(d time.Duration) Option {
-	return func(x *Deduplicator) { x.claimTTL = d }
+	return func(x *Deduplicator) { x.claimTTL = cmp.Or(d, x.claimTTL) }
 }
 
 // WithDoneTTL sets how long a handled delivery is remembered (DefaultDoneTTL by default):
-// longer than Laburen may redeliver it. New refuses a d under a millisecond.
+// longer than Laburen may redeliver it. 0 keeps the default; New refuses another d under a
+// millisecond.
 func WithDoneTTL(d time.Duration) Option {
-	return func(x *Deduplicator) { x.doneTTL = d }
+	return func(x *Deduplicator) { x.doneTTL = cmp.Or(d, x.doneTTL) }
 }
 
 // New returns a Deduplicator on pool, creating its table (and an index on its expiry) when the
@@ -93,12 +96,8 @@ func New(ctx context.Context, pool *pgxpool.Pool, opts ...Option) (*Deduplicator
 			return nil, fmt.Errorf("laburenpg: table name %q is not a name or schema.name", d.table)
 		}
 	}
-	// PostgreSQL cuts names at 63 bytes; the index's name is the table's and "_expires_at".
-	index := parts[len(parts)-1] + "_expires_at"
-	if len(index) > 63 {
-		return nil, fmt.Errorf("laburenpg: table name %q: a table's name is at most %d bytes here, so that its index's name, %q, fits PostgreSQL's 63", d.table, 63-len("_expires_at"), index)
-	}
 	t := pgx.Identifier(parts).Sanitize()
+	index := parts[len(parts)-1] + "_expires_at"
 	d.claimSQL = `WITH claimed AS (
 	INSERT INTO ` + t + ` AS t (key, token, done, expires_at)
 	VALUES ($1, $2, false, now() + $3 * interval '1 millisecond')
@@ -118,6 +117,9 @@ SELECT EXISTS (SELECT FROM claimed), coalesce((SELECT done FROM ` + t + ` WHERE 
 		var exists bool
 		if err := tx.QueryRow(ctx, `SELECT to_regclass($1) IS NOT NULL`, t).Scan(&exists); err != nil || exists {
 			return err
+		}
+		if len(index) > 63 { // PostgreSQL would cut the index's name, and may find another
+			return fmt.Errorf("the name is over %d bytes, which leaves no room for its index's, %q", 63-len("_expires_at"), index)
 		}
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext($1))`, "laburenpg "+t); err != nil {
 			return err

@@ -361,15 +361,23 @@ func TestNew(t *testing.T) {
 	open(t) // DefaultTable
 	assert.Equal(t, 1, count(t, `SELECT count(*) FROM pg_tables WHERE tablename = $1`, laburenpg.DefaultTable))
 
-	for _, bad := range []string{"", "a.b.c", ".x", strings.Repeat("x", 53)} {
+	for _, bad := range []string{"", "a.b.c", ".x"} {
 		_, err := laburenpg.New(ctx, pool, laburenpg.WithTable(bad))
 		assert.ErrorContains(t, err, "laburenpg: table name", bad)
 	}
-	long := "laburentest_" + strings.Repeat("x", 40) // 52 bytes: the longest name
+	long := "laburentest_" + strings.Repeat("x", 40) // 52 bytes: the longest name New creates
 	open(t, laburenpg.WithTable(long))
 	assert.Equal(t, 1, count(t, `SELECT count(*) FROM pg_indexes WHERE tablename = $1 AND indexdef LIKE '%(expires_at)'`, long),
 		"the longest table name has its expiry index")
 	_, err = pool.Exec(ctx, `DROP TABLE `+long)
+	require.NoError(t, err)
+	longer := long + "x"
+	_, err = laburenpg.New(ctx, pool, laburenpg.WithTable(longer))
+	assert.ErrorContains(t, err, "the name is over 52 bytes, which leaves no room for its index's")
+	_, err = pool.Exec(ctx, `CREATE TABLE `+longer+` (key text PRIMARY KEY, token text NOT NULL, done boolean NOT NULL, expires_at timestamptz NOT NULL)`)
+	require.NoError(t, err)
+	open(t, laburenpg.WithTable(longer)) // made for it: used as it is
+	_, err = pool.Exec(ctx, `DROP TABLE `+longer)
 	require.NoError(t, err)
 	for _, tt := range []struct {
 		opt  laburenpg.Option
@@ -377,11 +385,12 @@ func TestNew(t *testing.T) {
 	}{
 		{laburenpg.WithClaimTTL(-time.Second), "laburenpg: WithClaimTTL(-1s): a lease is at least 1ms"},
 		{laburenpg.WithClaimTTL(time.Microsecond), "laburenpg: WithClaimTTL(1µs)"},
-		{laburenpg.WithDoneTTL(0), "laburenpg: WithDoneTTL(0s): a done TTL is at least 1ms"},
+		{laburenpg.WithDoneTTL(-time.Millisecond), "laburenpg: WithDoneTTL(-1ms): a done TTL is at least 1ms"},
 	} {
 		_, err := laburenpg.New(ctx, pool, laburenpg.WithTable(table()), tt.opt)
 		assert.ErrorContains(t, err, tt.want)
 	}
+	open(t, laburenpg.WithTable(table()), laburenpg.WithClaimTTL(0), laburenpg.WithDoneTTL(0)) // 0: the defaults
 
 	port, err := dedupcheck.FreePort()
 	require.NoError(t, err)

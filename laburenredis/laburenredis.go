@@ -8,6 +8,7 @@
 package laburenredis
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -51,15 +52,17 @@ func WithPrefix(prefix string) Option { return func(d *Deduplicator) { d.prefix 
 
 // WithClaimTTL sets the lease of a claim (laburen.DefaultDedupClaimTTL by default): a replica
 // that died or hung while handling a delivery frees it after d. Choose d longer than the
-// handler's function ever runs. A d under a millisecond makes Claim fail.
+// handler's function ever runs. 0 keeps the default; another d under a millisecond makes
+// Claim fail.
 func WithClaimTTL(d time.Duration) Option {
-	return func(x *Deduplicator) { x.claimTTL = d }
+	return func(x *Deduplicator) { x.claimTTL = cmp.Or(d, x.claimTTL) }
 }
 
 // WithDoneTTL sets how long a handled delivery is remembered (DefaultDoneTTL by default):
-// longer than Laburen may redeliver it. A d under a millisecond makes Claim fail.
+// longer than Laburen may redeliver it. 0 keeps the default; another d under a millisecond
+// makes Claim fail.
 func WithDoneTTL(d time.Duration) Option {
-	return func(x *Deduplicator) { x.doneTTL = d }
+	return func(x *Deduplicator) { x.doneTTL = cmp.Or(d, x.doneTTL) }
 }
 
 // New returns a Deduplicator on rdb (a *redis.Client, *redis.ClusterClient or a failover

@@ -95,7 +95,8 @@ func TestDeduplicator(t *testing.T) {
 }
 
 // TestKeysAndTTLs: the keys are the prefix and the delivery key; a claim expires after the
-// claim TTL, a done key after the done TTL; a TTL under a millisecond fails the claim.
+// claim TTL, a done key after the done TTL; 0 keeps a default, another TTL under a millisecond
+// fails the claim.
 func TestKeysAndTTLs(t *testing.T) {
 	ctx := context.Background()
 	key := (&laburen.WebhookEvent{Name: "ttl", Body: []byte(`"` + rand.Text() + `"`)}).DeliveryKey()
@@ -107,6 +108,7 @@ func TestKeysAndTTLs(t *testing.T) {
 		done   time.Duration
 	}{
 		{"defaults", nil, laburenredis.DefaultPrefix, laburen.DefaultDedupClaimTTL, laburenredis.DefaultDoneTTL},
+		{"zero keeps the default", []laburenredis.Option{laburenredis.WithClaimTTL(0), laburenredis.WithDoneTTL(0)}, laburenredis.DefaultPrefix, laburen.DefaultDedupClaimTTL, laburenredis.DefaultDoneTTL},
 		{"set", []laburenredis.Option{laburenredis.WithPrefix("p:"), laburenredis.WithClaimTTL(time.Hour), laburenredis.WithDoneTTL(48 * time.Hour)}, "p:", time.Hour, 48 * time.Hour},
 	}
 	for _, tt := range tests {
@@ -130,7 +132,7 @@ func TestKeysAndTTLs(t *testing.T) {
 	}{
 		{laburenredis.WithClaimTTL(time.Microsecond), "laburenredis: WithClaimTTL(1µs): a lease is at least 1ms"},
 		{laburenredis.WithClaimTTL(-time.Second), "laburenredis: WithClaimTTL(-1s)"},
-		{laburenredis.WithDoneTTL(0), "laburenredis: WithDoneTTL(0s): a done TTL is at least 1ms"},
+		{laburenredis.WithDoneTTL(-time.Millisecond), "laburenredis: WithDoneTTL(-1ms): a done TTL is at least 1ms"},
 	} {
 		_, _, err := laburenredis.New(rdb, tt.opt).Claim(ctx, key)
 		assert.ErrorContains(t, err, tt.want)
