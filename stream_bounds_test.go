@@ -37,18 +37,24 @@ func nextWaiting(t *testing.T) (*Stream, chan bool) {
 	return st, first
 }
 
-// TestStreamNextFromTwoGoroutines: a Next called while another waits for the body ends the
-// stream with an error that says so, for both callers; never a truncated body.
-func TestStreamNextFromTwoGoroutines(t *testing.T) {
-	st, first := nextWaiting(t)
-	assert.False(t, st.Next(), "the second Next")
-	assert.ErrorContains(t, st.Err(), "Next called while another Next ran")
+// assertEnded checks that the Next whose result comes on first was ended.
+func assertEnded(t *testing.T, first chan bool) {
+	t.Helper()
 	select {
 	case more := <-first:
 		assert.False(t, more, "the first Next")
 	case <-time.After(10 * time.Second):
 		t.Fatal("the first Next was not ended")
 	}
+}
+
+// TestStreamNextFromTwoGoroutines: a Next called while another waits for the body ends the
+// stream with an error that says so, for both callers; never a truncated body.
+func TestStreamNextFromTwoGoroutines(t *testing.T) {
+	st, first := nextWaiting(t)
+	assert.False(t, st.Next(), "the second Next")
+	assert.ErrorContains(t, st.Err(), "Next called while another Next ran")
+	assertEnded(t, first)
 	require.Error(t, st.Err())
 	assert.Contains(t, st.Err().Error(), `laburen: stream query agent "a": Next called while another Next ran`)
 	assert.NotErrorIs(t, st.Err(), ErrStreamTruncated)
@@ -63,12 +69,7 @@ func TestStreamCurrentWhileNextRuns(t *testing.T) {
 	assert.Nil(t, st.Response())
 	assert.Equal(t, StreamEvent{}, st.Current())
 	assert.Empty(t, st.Answer())
-	select {
-	case more := <-first:
-		assert.False(t, more, "the first Next")
-	case <-time.After(10 * time.Second):
-		t.Fatal("the first Next was not ended")
-	}
+	assertEnded(t, first)
 	assert.ErrorContains(t, st.Err(), "Next called while another Next ran")
 	assert.Equal(t, "Hel", st.Answer())
 	assert.Equal(t, "Hel", st.Current().Text, "after the end, the last event")
@@ -79,12 +80,7 @@ func TestStreamCurrentWhileNextRuns(t *testing.T) {
 func TestStreamErrWhileNextRuns(t *testing.T) {
 	st, first := nextWaiting(t)
 	assert.ErrorContains(t, st.Err(), "Next called while another Next ran")
-	select {
-	case more := <-first:
-		assert.False(t, more, "the first Next")
-	case <-time.After(10 * time.Second):
-		t.Fatal("the first Next was not ended")
-	}
+	assertEnded(t, first)
 	assert.ErrorContains(t, st.Err(), "Next called while another Next ran")
 }
 
