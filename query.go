@@ -1,6 +1,7 @@
 package laburen
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"math"
@@ -199,13 +200,13 @@ func validateChannel(ch Channel) error {
 // spelled with look-alikes ("ſ" for "s") or with invisible characters among its letters, is
 // checked too, and refused.
 func validateConversationID(id string) error {
-	var b strings.Builder
+	folded := make([]byte, 0, 64) // on the stack for a usual ID
 	for _, r := range id {
 		if a, ok := asciiFold(r); ok {
-			b.WriteRune(a)
+			folded = append(folded, byte(a))
 		}
 	}
-	if strings.Contains(b.String(), strings.TrimSuffix(chatwootPrefix, "_")) {
+	if bytes.Contains(folded, []byte(strings.TrimSuffix(chatwootPrefix, "_"))) {
 		if _, _, err := parseChatwoot(id); err != nil {
 			return within("conversationId", err)
 		}
