@@ -322,22 +322,29 @@ func TestPruneCatchesUp(t *testing.T) {
 // TestExistingTable: a role that may use a table but not create one can use one made for it.
 func TestExistingTable(t *testing.T) {
 	ctx := context.Background()
-	tb := table()
+	schema := "laburentest_locked"
+	_, err := pool.Exec(ctx, `CREATE SCHEMA IF NOT EXISTS `+schema)
+	require.NoError(t, err)
+	tb := schema + "." + table()
 	open(t, laburenpg.WithTable(tb))
-	role := "app_" + tb
+	role := "app_" + strings.TrimPrefix(tb, schema+".")
 	for _, q := range []string{
 		`CREATE ROLE ` + role + ` LOGIN`,
-		`REVOKE CREATE ON SCHEMA public FROM PUBLIC`,
+		`GRANT USAGE ON SCHEMA ` + schema + ` TO ` + role, // and not CREATE
 		`GRANT SELECT, INSERT, UPDATE, DELETE ON ` + tb + ` TO ` + role,
 	} {
 		_, err := pool.Exec(ctx, q)
 		require.NoError(t, err)
 	}
+	t.Cleanup(func() {
+		_, _ = pool.Exec(ctx, `DROP OWNED BY `+role)
+		_, _ = pool.Exec(ctx, `DROP ROLE `+role)
+	})
 	cfg := pool.Config().ConnConfig
 	app, err := pgxpool.New(ctx, fmt.Sprintf("postgres://%s@%s:%d/%s?sslmode=disable", role, cfg.Host, cfg.Port, cfg.Database))
 	require.NoError(t, err)
 	defer app.Close()
-	_, err = laburenpg.New(ctx, app, laburenpg.WithTable(table()))
+	_, err = laburenpg.New(ctx, app, laburenpg.WithTable(schema+"."+table()))
 	require.ErrorContains(t, err, "permission denied", "the role cannot create a table")
 	d, err := laburenpg.New(ctx, app, laburenpg.WithTable(tb))
 	require.NoError(t, err)
